@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// The engine's hot loops run on unsafe buffers; in release builds we drop the
+// remaining runtime checks there (bounds are guaranteed by the shapes the ops check).
+let fastMath: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "codistill",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "codistill", targets: ["codistill"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries, found through pkg-config; the shims expose the macros Swift cannot import.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"]), .yum(["openmpi-devel"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5",
+                       providers: [.apt(["libhdf5-dev", "hdf5-tools"]), .yum(["hdf5-devel"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"]), .yum(["openblas-devel"])]),
+
+        // Tensor engine: tensors, kernels, reverse-mode autodiff. Knows nothing of MPI or files.
+        .target(name: "Engine", dependencies: ["CBLAS"], swiftSettings: fastMath),
+        // Layers, models, losses, optimizers, schedules, the parameter store.
+        .target(name: "NN", dependencies: ["Engine"], swiftSettings: fastMath),
+        // The command line.
+        .executableTarget(
+            name: "codistill",
+            dependencies: [
+                "Engine", "NN", "CMPI", "CHDF5",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: fastMath),
+
+        .testTarget(name: "EngineTests", dependencies: ["Engine"], exclude: ["Golden"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Engine"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,63 @@
+/// Finite-difference check of the tape's gradients.
+///
+/// The scalar checked is L = sum_i r_i * y_i for a fixed random projection r of the output y, so
+/// every output element contributes. For each checked input coordinate, the analytic dL/dx is
+/// compared with the central difference (L(x+h) - L(x-h)) / 2h, L accumulated in Double.
+/// The error reported per input is norm-wise, ||fd - analytic|| / max(||fd||, ||analytic||):
+/// single float32 coordinates carry rounding noise of order ulp(L)/h, which the norm averages
+/// out while any real mistake (a wrong term, a missing factor) still shows at full size.
+public enum GradientCheck {
+    public struct Result: CustomStringConvertible {
+        public let errors: [Float]
+        public var maxError: Float { errors.max() ?? 0 }
+        public var description: String { "relative errors \(errors.map { String($0) })" }
+    }
+
+    /// `inputs` must be leaves with `requiresGrad`; `f` recomputes the output from them.
+    /// At most `maxCoordinates` coordinates per input are checked (chosen at random) to keep big
+    /// tensors cheap.
+    public static func check(_ inputs: [Tensor], h: Float = 1e-2, maxCoordinates: Int = 64, seed: UInt64 = 7,
+                             _ f: () -> Tensor) -> Result {
+        let tape = Tape.current
+        tape.reset()
+        for x in inputs { x.clearGrad() }
+        let y = f()
+        var rng = RandomGenerator(seed: seed, stream: "projection")
+        let r = (0..<y.count).map { _ in rng.uniform(-1, 1) }
+        tape.backward(y, seed: r)
+        let analytic = inputs.map { $0.gradArray ?? [Float](repeating: 0, count: $0.count) }
+
+        func loss() -> Double {
+            withNoGrad {
+                let out = f()
+                var s: Double = 0
+                for i in 0..<out.count { s += Double(r[i]) * Double(out.data[i]) }
+                return s
+            }
+        }
+
+        var errors: [Float] = []
+        for (k, x) in inputs.enumerated() {
+            var coords = Array(0..<x.count)
+            if coords.count > maxCoordinates {
+                var pick = RandomGenerator(seed: seed &+ UInt64(k), stream: "coordinates")
+                coords = Array(pick.permutation(x.count).prefix(maxCoordinates))
+            }
+            var diff: Double = 0, nFD: Double = 0, nAn: Double = 0
+            for i in coords {
+                let saved = x.data[i]
+                x.data[i] = saved + h
+                let lp = loss()
+                x.data[i] = saved - h
+                let lm = loss()
+                x.data[i] = saved
+                let fd = (lp - lm) / (2 * Double(h))
+                let an = Double(analytic[k][i])
+                diff += (fd - an) * (fd - an); nFD += fd * fd; nAn += an * an
+            }
+            let scale = max(nFD.squareRoot(), nAn.squareRoot(), 1e-6)
+            errors.append(Float(diff.squareRoot() / scale))
+        }
+        return Result(errors: errors)
+    }
+}
