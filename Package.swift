@@ -39,7 +39,7 @@ let package = Package(
             swiftSettings: fastMath),
 
         .testTarget(name: "EngineTests", dependencies: ["Engine"], exclude: ["Golden"]),
-        .testTarget(name: "NNTests", dependencies: ["NN", "Engine"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Engine"], exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -61,3 +61,60 @@ public enum GradientCheck {
         return Result(errors: errors)
     }
 }
+
+extension GradientCheck {
+    /// Directional check for whole models. In a deep float32 network a single coordinate's
+    /// difference quotient is noisy: rounding of L (about 1e-7 |L|) is amplified by 1/2h while one
+    /// coordinate's gradient is small, and a larger h crosses ReLU/max-pool kinks. Along the unit
+    /// direction of the analytic gradient itself the signal is the whole norm ||g|| (about sqrt(n)
+    /// times a coordinate's) and each coordinate moves by only h/sqrt(n). Direction 0 is g/||g||;
+    /// the others tilt it by 45 degrees towards random directions so errors orthogonal to g show at
+    /// first order. Returns |fd - g.v| / max(|fd|, |g.v|) per direction.
+    public static func checkDirectional(_ inputs: [Tensor], directions: Int = 3, h: Float = 1e-3, seed: UInt64 = 11,
+                                        _ f: () -> Tensor) -> Result {
+        let tape = Tape.current
+        tape.reset()
+        for x in inputs { x.clearGrad() }
+        let y = f()
+        var rng = RandomGenerator(seed: seed, stream: "projection")
+        let r = (0..<y.count).map { _ in rng.uniform(-1, 1) }
+        tape.backward(y, seed: r)
+        let analytic = inputs.map { ($0.gradArray ?? [Float](repeating: 0, count: $0.count)).map(Double.init) }
+        func loss() -> Double {
+            withNoGrad {
+                let out = f()
+                var s: Double = 0
+                for i in 0..<out.count { s += Double(r[i]) * Double(out.data[i]) }
+                return s
+            }
+        }
+        func normalized(_ v: [[Double]]) -> [[Double]] {
+            let n = v.reduce(0) { $0 + $1.reduce(0) { $0 + $1 * $1 } }.squareRoot()
+            return v.map { $0.map { $0 / max(n, 1e-300) } }
+        }
+        let gHat = normalized(analytic)
+        var errors: [Float] = []
+        for d in 0..<directions {
+            var v = gHat
+            if d > 0 {
+                var dirRng = RandomGenerator(seed: seed &+ UInt64(d), stream: "direction")
+                let u = normalized(inputs.map { x in (0..<x.count).map { _ in Double(dirRng.normal()) } })
+                v = normalized(zip(gHat, u).map { zip($0, $1).map { $0 + $1 } })
+            }
+            var gv: Double = 0
+            for k in inputs.indices { for i in 0..<inputs[k].count { gv += analytic[k][i] * v[k][i] } }
+            let saved = inputs.map(\.array)
+            func shift(_ s: Double) {
+                for (k, x) in inputs.enumerated() {
+                    for i in 0..<x.count { x.data[i] = Float(Double(saved[k][i]) + s * v[k][i]) }
+                }
+            }
+            shift(Double(h)); let lp = loss()
+            shift(-Double(h)); let lm = loss()
+            for (k, x) in inputs.enumerated() { for i in 0..<x.count { x.data[i] = saved[k][i] } }
+            let fd = (lp - lm) / (2 * Double(h))
+            errors.append(Float(abs(fd - gv) / max(abs(fd), abs(gv), 1e-12)))
+        }
+        return Result(errors: errors)
+    }
+}
