@@ -13,6 +13,7 @@ public func conv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: Int = 1, padd
     let y = Tensor(uninitialized: [g.n, g.o, g.ho, g.wo])
     let ckk = g.c * g.kh * g.kw, hw = g.ho * g.wo
     let direct = g.isPointwise
+    FlopCounter.forwardFLOPs += 2 * g.n * g.o * hw * ckk
     let col: UnsafeMutablePointer<Float>? = direct ? nil : BufferPool.take(ckk * hw)
     defer { if let col { BufferPool.give(col, ckk * hw) } }
 

@@ -4,6 +4,7 @@ public func linear(_ x: Tensor, _ w: Tensor, _ b: Tensor?) -> Tensor {
                  "linear: input \(x.shape) does not match weight \(w.shape)")
     let n = x.shape[0], inF = w.shape[1], outF = w.shape[0]
     let y = Tensor(uninitialized: [n, outF])
+    FlopCounter.forwardFLOPs += 2 * n * inF * outF
     if let b {
         precondition(b.count == outF, "linear: bias \(b.shape) for \(outF) outputs")
         for r in 0..<n { (y.data + r * outF).update(from: b.data, count: outF) }
