@@ -1,10 +1,21 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
 
-// The engine's hot loops run on unsafe buffers; in release builds we drop the
-// remaining runtime checks there (bounds are guaranteed by the shapes the ops check).
+// The engine's hot loops run on unsafe buffers; in release builds we drop the remaining runtime
+// checks there (bounds are guaranteed by the shapes the ops check) and let LLVM use AVX2/FMA:
+// without a target CPU it vectorises for SSE2 only and scalarises some SIMD operations.
+// CODISTILL_TARGET_CPU overrides the CPU (e.g. "skylake-avx512", or "generic" for old hosts).
+#if arch(x86_64)
+let defaultCPU = "haswell"
+#else
+let defaultCPU = "generic"
+#endif
+let targetCPU = ProcessInfo.processInfo.environment["CODISTILL_TARGET_CPU"] ?? defaultCPU
 let fastMath: [SwiftSetting] = [
-    .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+    .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"]
+                 + (targetCPU == "generic" ? [] : ["-target-cpu", targetCPU]),
+                 .when(configuration: .release)),
 ]
 
 let package = Package(

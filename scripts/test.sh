@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build -c release --product codistill
-swift test "$@"
+swift test --disable-swift-testing "$@"

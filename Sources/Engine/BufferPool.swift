@@ -40,3 +40,12 @@ public enum BufferPool {
         cachedFloats = 0
     }
 }
+
+/// A pooled buffer owned by whoever holds this object (e.g. a backward closure's saved
+/// statistics): released when the last reference goes, whether or not backward ever ran.
+public final class Scratch {
+    public let pointer: UnsafeMutablePointer<Float>
+    public let count: Int
+    public init(_ count: Int) { self.count = count; pointer = BufferPool.take(count) }
+    deinit { BufferPool.give(pointer, count) }
+}

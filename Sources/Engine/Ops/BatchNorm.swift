@@ -15,19 +15,15 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?,
     let m = n * s
     precondition(!training || m > 1, "batchNorm: training needs more than one value per channel, got \(x.shape)")
     let y = Tensor(uninitialized: x.shape)
-    // Per channel: the mean used and 1/sqrt(var + eps).
-    var mean = [Float](repeating: 0, count: c)
-    var invStd = [Float](repeating: 0, count: c)
+    // Per channel: the mean used and 1/sqrt(var + eps), kept for backward.
+    let stats = Scratch(2 * c)
+    let mean = stats.pointer, invStd = stats.pointer + c
 
     for ch in 0..<c {
         var mu: Float, v: Float
         if training {
-            var sum: Double = 0
-            for i in 0..<n { let p = x.data + (i * c + ch) * s; for k in 0..<s { sum += Double(p[k]) } }
-            mu = Float(sum / Double(m))
-            var sq: Double = 0
-            for i in 0..<n { let p = x.data + (i * c + ch) * s; for k in 0..<s { let d = p[k] - mu; sq += Double(d * d) } }
-            v = Float(sq / Double(m))
+            let (bm, bv) = channelMoments(x.data, n: n, c: c, s: s, channel: ch)
+            mu = bm; v = bv
             if let rm = runningMean, let rv = runningVar {
                 rm.data[ch] = (1 - momentum) * rm.data[ch] + momentum * mu
                 rv.data[ch] = (1 - momentum) * rv.data[ch] + momentum * v * Float(m) / Float(m - 1)
@@ -43,62 +39,60 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?,
         let scale = (weight?.data[ch] ?? 1) * inv
         let shift = (bias?.data[ch] ?? 0) - mu * scale
         for i in 0..<n {
-            let p = x.data + (i * c + ch) * s, q = y.data + (i * c + ch) * s
-            if fusedReLU {
-                for k in 0..<s { q[k] = max(0, p[k] * scale + shift) }
-            } else {
-                for k in 0..<s { q[k] = p[k] * scale + shift }
-            }
+            let base = (i * c + ch) * s
+            Vector.affine(x.data + base, y.data + base, s, scale: scale, shift: shift, relu: fusedReLU)
         }
     }
 
-    if Tape.needsGrad(x, weight, bias) {
-        Tape.record(y) { dy in
-            let dxT = gradTarget(x), dwT = gradTarget(weight), dbT = gradTarget(bias)
-            for ch in 0..<c {
-                let mu = mean[ch], inv = invStd[ch]
-                let gamma = weight?.data[ch] ?? 1
-                // Sums of dy and dy * xhat over the channel, with dy masked by the fused ReLU.
-                var sumDy: Float = 0, sumDyXhat: Float = 0
-                for i in 0..<n {
-                    let p = x.data + (i * c + ch) * s, q = y.data + (i * c + ch) * s, d = dy + (i * c + ch) * s
-                    for k in 0..<s {
-                        let g = (fusedReLU && q[k] <= 0) ? 0 : d[k]
-                        sumDy += g
-                        sumDyXhat += g * (p[k] - mu) * inv
-                    }
-                }
-                if let (dw, acc) = dwT { put(dw, ch, sumDyXhat, acc) }
-                if let (db, acc) = dbT { put(db, ch, sumDy, acc) }
-                if let (dx, acc) = dxT {
-                    if training {
-                        // dx = gamma*inv/m * (m*dy - sum(dy) - xhat*sum(dy*xhat))
-                        let k1 = gamma * inv, meanDy = sumDy / Float(m), meanDyXhat = sumDyXhat / Float(m)
-                        for i in 0..<n {
-                            let base = (i * c + ch) * s
-                            let p = x.data + base, q = y.data + base, d = dy + base, o = dx + base
-                            for k in 0..<s {
-                                let g = (fusedReLU && q[k] <= 0) ? 0 : d[k]
-                                let xhat = (p[k] - mu) * inv
-                                put(o, k, k1 * (g - meanDy - xhat * meanDyXhat), acc)
-                            }
-                        }
-                    } else {
-                        let k1 = gamma * inv
-                        for i in 0..<n {
-                            let base = (i * c + ch) * s
-                            let q = y.data + base, d = dy + base, o = dx + base
-                            for k in 0..<s {
-                                let g = (fusedReLU && q[k] <= 0) ? 0 : d[k]
-                                put(o, k, k1 * g, acc)
-                            }
-                        }
-                    }
-                }
+    guard Tape.needsGrad(x, weight, bias) else { return y }
+    Tape.record(y) { dy in
+        let mean = stats.pointer, invStd = stats.pointer + c
+        let dxT = gradTarget(x), dwT = gradTarget(weight), dbT = gradTarget(bias)
+        let mask: UnsafePointer<Float>? = fusedReLU ? UnsafePointer(y.data) : nil
+        for ch in 0..<c {
+            let mu = mean[ch], inv = invStd[ch]
+            let gamma = weight?.data[ch] ?? 1
+            // g = dy (masked by the fused ReLU); sum g and sum g*x give sum g*xhat.
+            var sumDy: Float = 0, sumDyX: Float = 0
+            for i in 0..<n {
+                let base = (i * c + ch) * s
+                let (a, b) = Vector.sumAndDot(dy + base, x.data + base, s, mask: mask.map { $0 + base })
+                sumDy += a; sumDyX += b
+            }
+            let sumDyXhat = inv * (sumDyX - mu * sumDy)
+            if let (dw, acc) = dwT { put(dw, ch, sumDyXhat, acc) }
+            if let (db, acc) = dbT { put(db, ch, sumDy, acc) }
+            guard let (dx, acc) = dxT else { continue }
+            // Training: dx = gamma*inv * (g - mean(g) - xhat * mean(g*xhat)), as a*g + b*x + c.
+            // Evaluation: the statistics are constants, dx = gamma*inv * g.
+            let k1 = gamma * inv
+            let a = k1
+            var b: Float = 0, cc: Float = 0
+            if training {
+                let meanDy = sumDy / Float(m), meanDyXhat = sumDyXhat / Float(m)
+                b = -k1 * meanDyXhat * inv
+                cc = -k1 * meanDy + k1 * meanDyXhat * inv * mu
+            }
+            for i in 0..<n {
+                let base = (i * c + ch) * s
+                Vector.axpbypc(dy + base, x.data + base, mask: mask.map { $0 + base }, dx + base, s,
+                               a: a, b: b, c: cc, accumulate: acc)
             }
         }
     }
     return y
+}
+
+/// Mean and biased variance of one channel (two passes: the mean, then squared deviations,
+/// which keeps float32 precision where sum-of-squares would cancel).
+@inline(__always)
+func channelMoments(_ x: UnsafePointer<Float>, n: Int, c: Int, s: Int, channel ch: Int) -> (Float, Float) {
+    var sum: Double = 0
+    for i in 0..<n { sum += Double(Vector.sum(x + (i * c + ch) * s, s)) }
+    let mu = Float(sum / Double(n * s))
+    var sq: Double = 0
+    for i in 0..<n { sq += Double(Vector.sumSquaredDeviations(x + (i * c + ch) * s, s, mean: mu)) }
+    return (mu, Float(sq / Double(n * s)))
 }
 
 /// Per-channel batch mean and biased variance of [N, C] or [N, C, H, W], differentiable:
@@ -109,13 +103,7 @@ public func batchMoments(_ x: Tensor) -> (mean: Tensor, variance: Tensor) {
     let m = Float(n * s)
     let mean = Tensor(uninitialized: [c]), variance = Tensor(uninitialized: [c])
     for ch in 0..<c {
-        var sum: Double = 0
-        for i in 0..<n { let p = x.data + (i * c + ch) * s; for k in 0..<s { sum += Double(p[k]) } }
-        let mu = Float(sum / Double(m))
-        var sq: Double = 0
-        for i in 0..<n { let p = x.data + (i * c + ch) * s; for k in 0..<s { let d = p[k] - mu; sq += Double(d * d) } }
-        mean.data[ch] = mu
-        variance.data[ch] = Float(sq / Double(m))
+        (mean.data[ch], variance.data[ch]) = channelMoments(x.data, n: n, c: c, s: s, channel: ch)
     }
     if Tape.needsGrad(x) {
         // Two outputs, two entries: d/dx of the mean and of the variance are separable.

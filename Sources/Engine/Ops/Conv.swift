@@ -56,12 +56,7 @@ public func conv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: Int = 1, padd
             if let (db, acc) = dbT {
                 if !acc { db.update(repeating: 0, count: g.o) }
                 for s in 0..<g.n {
-                    for o in 0..<g.o {
-                        let p = dy + (s * g.o + o) * hw
-                        var sum: Float = 0
-                        for i in 0..<hw { sum += p[i] }
-                        db[o] += sum
-                    }
+                    for o in 0..<g.o { db[o] += Vector.sum(dy + (s * g.o + o) * hw, hw) }
                 }
             }
         }
@@ -97,14 +92,15 @@ func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, _ col: UnsafeMutablePo
                 for oh in 0..<g.ho {
                     let ih = oh * g.stride - g.padding + i
                     let d = dst + oh * g.wo
+                    // Rows are short (tens of floats): plain loops beat memcpy/memset calls.
                     if ih < 0 || ih >= g.h || owLo >= owHi {
-                        d.update(repeating: 0, count: g.wo)
+                        for ow in 0..<g.wo { d[ow] = 0 }
                         continue
                     }
                     let src = xc + ih * g.w - g.padding + j
                     for ow in 0..<owLo { d[ow] = 0 }
                     if g.stride == 1 {
-                        (d + owLo).update(from: src + owLo, count: owHi - owLo)
+                        for ow in owLo..<owHi { d[ow] = src[ow] }
                     } else {
                         for ow in owLo..<owHi { d[ow] = src[ow * g.stride] }
                     }

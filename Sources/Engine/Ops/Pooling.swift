@@ -9,6 +9,11 @@ public func maxPool2d(_ x: Tensor, kernel k: Int, stride: Int? = nil, padding: I
     let y = Tensor(uninitialized: [n, c, ho, wo])
     let record = Tape.needsGrad(x)
     var argmax = record ? [Int32](repeating: 0, count: y.count) : []
+    if k == 2 && s == 2 && padding == 0 {
+        argmax.withUnsafeMutableBufferPointer { am in
+            maxPool2x2(x.data, y.data, am.baseAddress, planes: n * c, h: h, w: w)
+        }
+    } else {
     argmax.withUnsafeMutableBufferPointer { am in
         for plane in 0..<(n * c) {
             let xp = x.data + plane * h * w, yp = y.data + plane * ho * wo
@@ -28,6 +33,7 @@ public func maxPool2d(_ x: Tensor, kernel k: Int, stride: Int? = nil, padding: I
                 }
             }
         }
+    }
     }
     if record {
         Tape.record(y) { dy in
@@ -103,4 +109,37 @@ public func globalAvgPool(_ x: Tensor) -> Tensor {
         }
     }
     return y
+}
+
+/// The common 2x2/stride-2 case: two input rows at a time, no window bounds to compute.
+/// Ties go to the first element in row-major order, as in the general path.
+@inline(__always)
+func maxPool2x2(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int32>?,
+                planes: Int, h: Int, w: Int) {
+    let ho = h / 2, wo = w / 2
+    for plane in 0..<planes {
+        let xp = x + plane * h * w, yp = y + plane * ho * wo
+        for oh in 0..<ho {
+            let r0 = xp + 2 * oh * w, r1 = r0 + w
+            let yr = yp + oh * wo
+            if let argmax {
+                let ar = argmax + plane * ho * wo + oh * wo
+                let base = Int32(2 * oh * w)
+                for ow in 0..<wo {
+                    let j = 2 * ow
+                    var best = r0[j], idx = base + Int32(j)
+                    if r0[j + 1] > best { best = r0[j + 1]; idx = base + Int32(j + 1) }
+                    if r1[j] > best { best = r1[j]; idx = base + Int32(w + j) }
+                    if r1[j + 1] > best { best = r1[j + 1]; idx = base + Int32(w + j + 1) }
+                    yr[ow] = best
+                    ar[ow] = idx
+                }
+            } else {
+                for ow in 0..<wo {
+                    let j = 2 * ow
+                    yr[ow] = max(max(r0[j], r0[j + 1]), max(r1[j], r1[j + 1]))
+                }
+            }
+        }
+    }
 }
