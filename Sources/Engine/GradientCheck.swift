@@ -103,7 +103,7 @@ extension GradientCheck {
             }
             var gv: Double = 0
             for k in inputs.indices { for i in 0..<inputs[k].count { gv += analytic[k][i] * v[k][i] } }
-            let saved = inputs.map(\.array)
+            let saved = inputs.map { $0.array }
             func shift(_ s: Double) {
                 for (k, x) in inputs.enumerated() {
                     for i in 0..<x.count { x.data[i] = Float(Double(saved[k][i]) + s * v[k][i]) }

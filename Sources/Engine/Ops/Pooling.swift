@@ -11,7 +11,8 @@ public func maxPool2d(_ x: Tensor, kernel k: Int, stride: Int? = nil, padding: I
     var argmax = record ? [Int32](repeating: 0, count: y.count) : []
     if k == 2 && s == 2 && padding == 0 {
         argmax.withUnsafeMutableBufferPointer { am in
-            maxPool2x2(x.data, y.data, am.baseAddress, planes: n * c, h: h, w: w)
+            // An empty array may still hand out a base address (the shared empty storage): never write there.
+            maxPool2x2(x.data, y.data, record ? am.baseAddress : nil, planes: n * c, h: h, w: w)
         }
     } else {
     argmax.withUnsafeMutableBufferPointer { am in
