@@ -35,22 +35,36 @@ let package = Package(
                        providers: [.apt(["libhdf5-dev", "hdf5-tools"]), .yum(["hdf5-devel"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"]), .yum(["openblas-devel"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"]), .yum(["zlib-devel"])]),
 
         // Tensor engine: tensors, kernels, reverse-mode autodiff. Knows nothing of MPI or files.
         .target(name: "Engine", dependencies: ["CBLAS"], swiftSettings: fastMath),
         // Layers, models, losses, optimizers, schedules, the parameter store.
         .target(name: "NN", dependencies: ["Engine"], swiftSettings: fastMath),
+        // Datasets: IDX (gzip or raw), CIFAR binary, HDF5; shuffling, sharding, augmentation.
+        .target(name: "Data", dependencies: ["Engine", "CHDF5", "CZlib"], swiftSettings: fastMath),
+        // HDF5 checkpoints of the parameter store, optimizer state and run metadata.
+        .target(name: "Checkpoint", dependencies: ["Engine", "NN", "CHDF5"]),
+        // MPI: world, groups, collectives, clean abort.
+        .target(name: "Cluster", dependencies: ["CMPI"]),
+        // The training loop (sync SGD in a group; codistillation across groups).
+        .target(name: "Training", dependencies: ["Engine", "NN", "Data", "Checkpoint", "Cluster"], swiftSettings: fastMath),
         // The command line.
         .executableTarget(
             name: "codistill",
             dependencies: [
-                "Engine", "NN", "CMPI", "CHDF5",
+                "Engine", "NN", "Data", "Checkpoint", "Cluster", "Training", "CMPI", "CHDF5",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),
 
         .testTarget(name: "EngineTests", dependencies: ["Engine"], exclude: ["Golden"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Engine"], exclude: ["Golden"]),
+        .testTarget(name: "DataTests", dependencies: ["Data", "Engine", "CHDF5"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "NN", "Engine", "CHDF5"]),
+        // Runs the release binary under mpirun (scripts/test.sh builds it first).
+        .testTarget(name: "IntegrationTests", dependencies: []),
     ],
     swiftLanguageModes: [.v5]
 )
