@@ -1,0 +1,78 @@
+import Foundation
+import NN
+
+/// Everything that defines a training run. Stored as JSON in every checkpoint, so a resumed
+/// run can check that it continues the same experiment.
+public struct TrainConfig: Codable, Equatable {
+    public var model = "cnn"
+    public var data = "/usr/share/datasets/fashion-mnist"
+    public var groups = 1
+    /// Samples per rank per step; a group's batch is this times the ranks in the group.
+    public var batch = 64
+    public var epochs = 3
+    /// When > 0, overrides epochs.
+    public var steps = 0
+    public var optimizer = "sgd"
+    public var lr: Float = 0.05
+    public var schedule = "cosine"
+    public var warmupSteps = 0
+    public var stepEvery = 1000
+    public var stepGamma: Float = 0.1
+    public var momentum: Float = 0.9
+    public var nesterov = false
+    public var weightDecay: Float = 5e-4
+    public var labelSmoothing: Float = 0
+    public var seed: UInt64 = 1
+    public var normalize = true
+    public var randomCropPadding = 0
+    public var horizontalFlip = false
+    /// Evaluate on the test split every this many steps (0: only at the end).
+    public var evalEvery = 0
+    public var checkpointDir = "runs/default"
+    /// Write a checkpoint every this many steps (0: only at the end).
+    public var checkpointEvery = 0
+    public var keepLast = 3
+    /// Print a progress line every this many steps.
+    public var logEvery = 50
+    /// Compare parameter checksums across each group every this many steps (0: off).
+    public var consistencyEvery = 0
+    public var blasThreads = 1
+    /// Metrics file; "{group}" is replaced by the group number; .jsonl for JSON Lines, else CSV.
+    public var metrics = ""
+
+    public init() {}
+
+    public static let optimizers = ["sgd", "adam", "adamw"]
+    public static let schedules = ["constant", "step", "cosine"]
+
+    /// Checks that do not need MPI or files; the message names the option and the fix.
+    public func validate() throws {
+        func fail(_ s: String) throws -> Never { throw ConfigError(description: s) }
+        if !Models.names.contains(model) { try fail("unknown model '\(model)': choose one of \(Models.names.joined(separator: ", "))") }
+        if groups < 1 { try fail("--groups must be at least 1, got \(groups)") }
+        if batch < 1 { try fail("--batch (per rank) must be at least 1, got \(batch)") }
+        if steps < 0 || epochs < 0 || (steps == 0 && epochs == 0) { try fail("give a positive --epochs or --steps") }
+        if !Self.optimizers.contains(optimizer) { try fail("unknown optimizer '\(optimizer)': choose one of \(Self.optimizers.joined(separator: ", "))") }
+        if !Self.schedules.contains(schedule) { try fail("unknown schedule '\(schedule)': choose one of \(Self.schedules.joined(separator: ", "))") }
+        if !(lr > 0 && lr.isFinite) { try fail("--lr must be a positive number, got \(lr)") }
+        if weightDecay < 0 { try fail("--weight-decay must be >= 0, got \(weightDecay)") }
+        if labelSmoothing < 0 || labelSmoothing >= 1 { try fail("--label-smoothing must be in [0, 1), got \(labelSmoothing)") }
+        if momentum < 0 || momentum >= 1 { try fail("--momentum must be in [0, 1), got \(momentum)") }
+        if keepLast < 0 || checkpointEvery < 0 || evalEvery < 0 || logEvery < 1 || consistencyEvery < 0 {
+            try fail("--keep-last, --checkpoint-every, --eval-every and --consistency-every must be >= 0 and --log-every >= 1")
+        }
+        if blasThreads < 1 { try fail("--blas-threads must be at least 1") }
+        if randomCropPadding < 0 { try fail("--random-crop-padding must be >= 0") }
+    }
+
+    public var json: String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        return String(decoding: try! enc.encode(self), as: UTF8.self)
+    }
+}
+
+public struct ConfigError: Error, CustomStringConvertible {
+    public let description: String
+    public init(description: String) { self.description = description }
+}

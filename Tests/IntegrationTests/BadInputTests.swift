@@ -1,0 +1,87 @@
+import Foundation
+import XCTest
+
+/// Each bad input: one clear message, a non-zero exit, every rank ended within seconds, and
+/// existing checkpoints untouched.
+final class BadInputTests: XCTestCase {
+    func assertFails(ranks: Int = 2, _ args: [String], mentions needles: [String], untouched dir: String? = nil,
+                     file: StaticString = #filePath, line: UInt = #line) throws {
+        let before = dir.map(Harness.fingerprint)
+        let r = try Harness.run(ranks: ranks, args, timeout: 60)
+        XCTAssertNotEqual(r.status, 0, "must fail: \(r.output)", file: file, line: line)
+        XCTAssertNotEqual(r.status, 124, "timed out (a rank hung): \(r.output)", file: file, line: line)
+        XCTAssertLessThan(r.seconds, 30, "took \(r.seconds) s", file: file, line: line)
+        for n in needles { XCTAssert(r.stderr.contains(n), "stderr should mention '\(n)': \(r.output)", file: file, line: line) }
+        let count = r.stderr.components(separatedBy: "codistill: error:").count - 1
+        XCTAssertEqual(count, 1, "exactly one error message: \(r.stderr)", file: file, line: line)
+        if let dir, let before { XCTAssertEqual(Harness.fingerprint(dir), before, "checkpoints changed", file: file, line: line) }
+    }
+
+    func testRanksNotDivisibleByGroups() throws {
+        try assertFails(ranks: 3, ["train", "--groups", "2", "--steps", "1"], mentions: ["3 ranks", "2 groups"])
+    }
+
+    func testUnknownModel() throws {
+        try assertFails(["train", "--model", "resnet9000", "--steps", "1"], mentions: ["unknown model 'resnet9000'", "cnn"])
+    }
+
+    func testMissingDataset() throws {
+        let dir = Harness.temporaryDirectory("missing")
+        try assertFails(["train", "--data", dir + "/nowhere", "--steps", "1"], mentions: ["nowhere"])
+    }
+
+    func testCorruptDataset() throws {
+        let dir = Harness.temporaryDirectory("corrupt")
+        try Harness.writeTinyIDX(in: dir)
+        try Data(repeating: 7, count: 100).write(to: URL(fileURLWithPath: dir + "/train-images-idx3-ubyte"))
+        try assertFails(["train", "--data", dir, "--steps", "1", "--checkpoint-dir", dir + "/ck"], mentions: ["train-images-idx3-ubyte"])
+    }
+
+    func testLabelsOutOfRange() throws {
+        // CIFAR-10 binary records: 1 label byte + 3072 pixel bytes; label 12 is outside 0..<10.
+        let dir = Harness.temporaryDirectory("labels")
+        func records(_ labels: [UInt8]) -> Data {
+            var d = Data()
+            for l in labels { d.append(l); d.append(contentsOf: [UInt8](repeating: 100, count: 3072)) }
+            return d
+        }
+        for b in 1...5 { try records([0, 1, 2, 3]).write(to: URL(fileURLWithPath: dir + "/data_batch_\(b).bin")) }
+        try records([0, 12, 1]).write(to: URL(fileURLWithPath: dir + "/test_batch.bin"))
+        try assertFails(["train", "--data", dir, "--steps", "2", "--batch", "4", "--checkpoint-dir", dir + "/ck"],
+                        mentions: ["label 12", "test_batch.bin"])
+    }
+
+    func testCorruptCheckpointOnResume() throws {
+        let dir = Harness.temporaryDirectory("badckpt")
+        try Harness.writeTinyIDX(in: dir)
+        let ok = try Harness.run(ranks: 2, ["train", "--data", dir, "--model", "mlp", "--steps", "4", "--batch", "8",
+                                            "--checkpoint-dir", dir + "/ck"])
+        XCTAssertEqual(ok.status, 0, ok.output)
+        let bad = dir + "/ck/group-0/garbage.h5"
+        try Data(repeating: 1, count: 4096).write(to: URL(fileURLWithPath: bad))
+        try assertFails(["train", "--data", dir, "--model", "mlp", "--steps", "8", "--batch", "8", "--checkpoint-dir", dir + "/ck",
+                         "--resume", bad], mentions: ["garbage.h5"], untouched: dir + "/ck")
+        // A truncated copy of a real checkpoint.
+        let real = dir + "/ck/group-0/step-00000004.h5", cut = dir + "/ck/group-0/truncated.h5"
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: real))
+        try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: cut))
+        try assertFails(["train", "--data", dir, "--model", "mlp", "--steps", "8", "--batch", "8", "--checkpoint-dir", dir + "/ck",
+                         "--resume", cut], mentions: ["truncated.h5"], untouched: dir + "/ck")
+    }
+
+    func testCheckpointOfAnotherModel() throws {
+        let dir = Harness.temporaryDirectory("othermodel")
+        try Harness.writeTinyIDX(in: dir)
+        let ok = try Harness.run(ranks: 2, ["train", "--data", dir, "--model", "mlp", "--steps", "2", "--batch", "8",
+                                            "--checkpoint-dir", dir + "/ck"])
+        XCTAssertEqual(ok.status, 0, ok.output)
+        try assertFails(["train", "--data", dir, "--model", "cnn", "--steps", "4", "--batch", "8", "--checkpoint-dir", dir + "/ck",
+                         "--resume", "auto"], mentions: ["mlp", "cnn"], untouched: dir + "/ck")
+    }
+
+    func testUnfinishedCommandSaysSo() throws {
+        let r = try Harness.run(ranks: 0, ["synth"], timeout: 30)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssert(r.stderr.contains("not implemented yet"), r.output)
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import XCTest
+
+/// Runs the release binary (scripts/test.sh builds it first) under mpirun, with a time limit:
+/// `timeout` sends TERM (mpirun passes it to every rank) and KILL 5 s later, so a hang fails
+/// one test instead of the suite.
+enum Harness {
+    static let root: URL = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url
+    }()
+    static let binary = root.appendingPathComponent(".build/release/codistill").path
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var seconds: Double
+        var output: String { stdout + stderr }
+    }
+
+    static func requireBinary() throws {
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw XCTSkip("no release binary at \(binary): run scripts/test.sh (it builds it) instead of swift test alone")
+        }
+    }
+
+    /// `mpirun -np ranks codistill args...` (ranks 0: run the binary directly).
+    static func run(ranks: Int, _ args: [String], timeout: Int = 120, cwd: String? = nil) throws -> Result {
+        try requireBinary()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        var command = ["-k", "5", String(timeout)]
+        if ranks > 0 {
+            command += ["mpirun", "-np", String(ranks), "--oversubscribe", "--bind-to", "none", binary]
+        } else {
+            command += [binary]
+        }
+        p.arguments = command + args
+        var env = ProcessInfo.processInfo.environment
+        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
+        env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
+        p.environment = env
+        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        let start = Date()
+        try p.run()
+        // Read both pipes before waiting, so a chatty child never blocks on a full pipe.
+        final class Box: @unchecked Sendable { var data = Data() }
+        let outBox = Box(), errBox = Box()
+        let group = DispatchGroup()
+        group.enter(); DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        group.enter(); DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        group.wait()
+        let outData = outBox.data, errData = errBox.data
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self), seconds: Date().timeIntervalSince(start))
+    }
+
+    static func temporaryDirectory(_ name: String) -> String {
+        let dir = NSTemporaryDirectory() + "codistill-it-\(name)-\(UUID().uuidString.prefix(8))"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// A small, learnable IDX dataset (raw, not gzip): class c images have a bright c-th row band
+    /// plus noise, so a few steps already separate the classes.
+    static func writeTinyIDX(in dir: String, train: Int = 512, test: Int = 128, side: Int = 8, classes: Int = 4,
+                             testLabelOverride: UInt8? = nil) throws {
+        func idx(images n: Int, seed: UInt64, labelOverride: UInt8? = nil) -> (Data, Data) {
+            var s = seed
+            func next() -> UInt64 { s = s &* 6364136223846793005 &+ 1442695040888963407; return s >> 33 }
+            var img = Data([0, 0, 8, 3]), lab = Data([0, 0, 8, 1])
+            for v in [n, side, side] { img.append(contentsOf: withUnsafeBytes(of: UInt32(v).bigEndian, Array.init)) }
+            lab.append(contentsOf: withUnsafeBytes(of: UInt32(n).bigEndian, Array.init))
+            for _ in 0..<n {
+                let c = Int(next() % UInt64(classes))
+                for r in 0..<side {
+                    for _ in 0..<side {
+                        let base: UInt64 = (r * classes / side == c) ? 180 : 40
+                        img.append(UInt8(min(255, base + next() % 60)))
+                    }
+                }
+                lab.append(labelOverride ?? UInt8(c))
+            }
+            return (img, lab)
+        }
+        let (ti, tl) = idx(images: train, seed: 1), (vi, vl) = idx(images: test, seed: 2, labelOverride: testLabelOverride)
+        try ti.write(to: URL(fileURLWithPath: dir + "/train-images-idx3-ubyte"))
+        try tl.write(to: URL(fileURLWithPath: dir + "/train-labels-idx1-ubyte"))
+        try vi.write(to: URL(fileURLWithPath: dir + "/t10k-images-idx3-ubyte"))
+        try vl.write(to: URL(fileURLWithPath: dir + "/t10k-labels-idx1-ubyte"))
+    }
+
+    /// SHA-256-free fingerprint of every file under dir (name, size, bytes hash): "untouched" checks.
+    static func fingerprint(_ dir: String) -> [String: Int] {
+        var out: [String: Int] = [:]
+        let e = FileManager.default.enumerator(atPath: dir)
+        while let f = e?.nextObject() as? String {
+            if let d = FileManager.default.contents(atPath: dir + "/" + f) { out[f] = d.hashValue ^ d.count }
+        }
+        return out
+    }
+}
