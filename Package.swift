@@ -64,6 +64,7 @@ let package = Package(
         .testTarget(name: "DataTests", dependencies: ["Data", "Engine", "CHDF5"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "NN", "Engine", "CHDF5"]),
         // Runs the release binary under mpirun (scripts/test.sh builds it first).
+        .testTarget(name: "TrainingTests", dependencies: ["Training"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Checkpoint"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# codistill on one machine: NP ranks (default 2) split into GROUPS_PER_JOB groups (default 2).
+# codistill on one machine: NP ranks (default 2) split into GROUPS_PER_JOB groups (default 1: sync SGD).
 # Usage, from anywhere:  bash jobs/local-train.sh      (NP=4 GROUPS_PER_JOB=2 bash jobs/local-train.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 CODISTILL=${CODISTILL:-$PWD/.build/release/codistill}
 NP=${NP:-2}
 # Not "GROUPS": bash ignores assignments to its built-in GROUPS variable.
-NGROUPS=${GROUPS_PER_JOB:-2}
+NGROUPS=${GROUPS_PER_JOB:-1}
 CKPT=${CKPT_DIR:-$PWD/runs/local}
 
 if ! [[ "$NP" =~ ^[1-9][0-9]*$ && "$NGROUPS" =~ ^[1-9][0-9]*$ ]] || (( NP % NGROUPS != 0 )); then

@@ -403,66 +403,64 @@ public enum Checkpoint {
     /// next to the checkpoint's model.
     public static func restore(_ ckpt: LoadedCheckpoint, into store: ParameterStore, optimizer: Optimizer?,
                                model: ModelSpec? = nil) throws {
-        var problems: [String] = []
         func shape(_ s: [Int]) -> String { "[" + s.map(String.init).joined(separator: ", ") + "]" }
-        func check(_ v: ParameterStore.View) {
-            guard let t = ckpt.tensors[v.name] else {
-                problems.append("\(v.name) \(shape(v.shape)) is in this model but not in the checkpoint"); return
-            }
+        // Tensor mismatches by kind, so the message shows some of each.
+        var wrongShape: [String] = [], onlyHere: [String] = [], onlyThere: [String] = []
+        for v in store.trainable + store.buffersLayout {
+            guard let t = ckpt.tensors[v.name] else { onlyHere.append("\(v.name) \(shape(v.shape))"); continue }
             if t.shape != v.shape {
-                problems.append("\(v.name) is \(shape(t.shape)) in the checkpoint but \(shape(v.shape)) in this model")
+                wrongShape.append("\(v.name) is \(shape(t.shape)) in the checkpoint but \(shape(v.shape)) in this model")
             } else if t.values.count != v.count {
-                problems.append("\(v.name) has \(t.values.count) values in the checkpoint, \(v.count) expected")
+                wrongShape.append("\(v.name) has \(t.values.count) values in the checkpoint, \(v.count) expected")
             }
         }
-        store.trainable.forEach(check)
-        store.buffersLayout.forEach(check)
         let known = Set(store.trainable.map(\.name) + store.buffersLayout.map(\.name))
         for name in ckpt.tensors.keys.sorted() where !known.contains(name) {
-            problems.append("\(name) \(shape(ckpt.tensors[name]!.shape)) is in the checkpoint but not in this model")
+            onlyThere.append("\(name) \(shape(ckpt.tensors[name]!.shape))")
         }
         let bnNames = Set(store.batchNorms.map(\.0))
         for (name, _) in store.batchNorms where ckpt.numBatchesTracked[name] == nil {
-            problems.append("\(bnDatasetName(name)) is in this model but not in the checkpoint")
+            onlyHere.append(bnDatasetName(name))
         }
         for name in ckpt.numBatchesTracked.keys.sorted() where !bnNames.contains(name) {
-            problems.append("\(bnDatasetName(name)) is in the checkpoint but not in this model")
+            onlyThere.append(bnDatasetName(name))
         }
-        let tensorProblems = problems.count
 
+        var optimizerProblems: [String] = []
         if let optimizer {
             if let kind = ckpt.optimizerKind {
                 if kind != optimizer.kind {
-                    problems.append("the checkpoint's optimizer is '\(kind)' but this run uses '\(optimizer.kind)'")
+                    optimizerProblems.append("the checkpoint's optimizer is '\(kind)' but this run uses '\(optimizer.kind)'")
                 } else {
                     let mine = optimizer.stateBuffers.map(\.0)
                     for name in mine {
                         guard let views = ckpt.optimizerState[name] else {
-                            problems.append("optimizer state '\(name)' is missing from the checkpoint"); continue
+                            optimizerProblems.append("optimizer state '\(name)' is missing from the checkpoint"); continue
                         }
                         for v in store.trainable {
                             guard let values = views[v.name] else {
-                                problems.append("/optimizer/\(name)/\(v.name) is missing from the checkpoint"); continue
+                                optimizerProblems.append("/optimizer/\(name)/\(v.name) is missing from the checkpoint"); continue
                             }
                             if values.count != v.count {
-                                problems.append("/optimizer/\(name)/\(v.name) has \(values.count) values, \(v.count) expected")
+                                optimizerProblems.append("/optimizer/\(name)/\(v.name) has \(values.count) values, \(v.count) expected")
                             }
                         }
                         for extra in Set(views.keys).subtracting(store.trainable.map(\.name)).sorted() {
-                            problems.append("/optimizer/\(name)/\(extra) is in the checkpoint but not in this model")
+                            optimizerProblems.append("/optimizer/\(name)/\(extra) is in the checkpoint but not in this model")
                         }
                     }
                     for name in ckpt.optimizerState.keys.sorted() where !mine.contains(name) {
-                        problems.append("the checkpoint has optimizer state '\(name)' that this '\(kind)' optimizer does not "
-                                        + "keep (different momentum setting?)")
+                        optimizerProblems.append("the checkpoint has optimizer state '\(name)' that this '\(kind)' optimizer "
+                                                 + "does not keep (different momentum setting?)")
                     }
                 }
             } else {
-                problems.append("the checkpoint has no optimizer state but this run uses '\(optimizer.kind)'")
+                optimizerProblems.append("the checkpoint has no optimizer state but this run uses '\(optimizer.kind)'")
             }
         }
 
-        if !problems.isEmpty {
+        let tensorProblems = wrongShape.count + onlyHere.count + onlyThere.count
+        if tensorProblems + optimizerProblems.count > 0 {
             var head = "checkpoint \(ckpt.path) was written for model \(describe(ckpt.metadata.model))"
             if let model {
                 head += "; this run builds \(describe(model))"
@@ -470,14 +468,19 @@ public enum Checkpoint {
                 head += "; this run's model has \(store.trainable.count + store.buffersLayout.count) tensors, the first "
                     + "\(first.name) \(shape(first.shape))"
             }
+            func some(_ items: [String], _ n: Int, separator: String) -> String {
+                items.prefix(n).joined(separator: separator) + (items.count > n ? "\(separator)... (\(items.count - n) more)" : "")
+            }
+            var lines: [String] = []
+            if !wrongShape.isEmpty { lines.append("  - shapes differ: " + some(wrongShape, 4, separator: "; ")) }
+            if !onlyHere.isEmpty { lines.append("  - only in this model: " + some(onlyHere, 4, separator: ", ")) }
+            if !onlyThere.isEmpty { lines.append("  - only in the checkpoint: " + some(onlyThere, 4, separator: ", ")) }
+            if !optimizerProblems.isEmpty { lines.append("  - optimizer: " + some(optimizerProblems, 4, separator: "; ")) }
             let what = tensorProblems > 0 ? "its tensors do not fit" : "its optimizer state does not fit"
-            let shown = problems.prefix(6).map { "  - " + $0 }.joined(separator: "\n")
-            let more = problems.count > 6 ? "\n  ... and \(problems.count - 6) more" : ""
             let fix = tensorProblems > 0
                 ? "Resume with the model, input shape and class count the checkpoint names (`codistill inspect \(ckpt.path)`), or start a new run in another checkpoint folder."
                 : "Resume with the optimizer settings the checkpoint was written with (`codistill inspect \(ckpt.path)`), or start a new run in another checkpoint folder."
-            throw CheckpointError("\(head), and \(what) (\(problems.count) mismatch\(problems.count == 1 ? "" : "es")):\n"
-                                  + shown + more + "\n" + fix + " Nothing was restored.")
+            throw CheckpointError("\(head), and \(what):\n" + lines.joined(separator: "\n") + "\n" + fix + " Nothing was restored.")
         }
 
         // Everything fits: copy.

@@ -71,11 +71,6 @@ public struct ShardPlan: Equatable {
                                        partitions: partitions, partition: partition)
         return PermutationCache.shared.permutation(for: key)
     }
-
-    public static func == (a: ShardPlan, b: ShardPlan) -> Bool {
-        a.datasetCount == b.datasetCount && a.perRankBatch == b.perRankBatch && a.ranksInGroup == b.ranksInGroup
-            && a.rankInGroup == b.rankInGroup && a.seed == b.seed && a.partitions == b.partitions && a.partition == b.partition
-    }
 }
 
 /// Remembers the last few epoch permutations, so a step costs O(batch) instead of a fresh O(N) shuffle.

@@ -18,7 +18,7 @@ public enum ExperimentFile {
         for child in Mirror(reflecting: base).children { if let l = child.label { kinds[l] = type(of: child.value) } }
         for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             var line = String(raw)
-            if let hash = line.firstIndex(of: "#"), !line[..<hash].contains("\"") { line = String(line[..<hash]) }
+            line = stripComment(line)
             line = line.trimmingCharacters(in: .whitespaces)
             if line.isEmpty || line == "---" { continue }
             let sep: Character = yaml ? ":" : "="
@@ -56,6 +56,17 @@ public enum ExperimentFile {
             }
             return d
         }
+    }
+
+    /// Drops a `#` comment that is not inside a quoted string.
+    static func stripComment(_ line: String) -> String {
+        var quote: Character? = nil
+        for (i, c) in zip(line.indices, line) {
+            if let q = quote { if c == q { quote = nil } } else if c == "\"" || c == "'" { quote = c } else if c == "#" {
+                return String(line[..<i])
+            }
+        }
+        return line
     }
 
     static func camelCase(_ s: String) -> String {

@@ -1,3 +1,4 @@
+import CHDF5
 import Data
 import Foundation
 import XCTest
@@ -207,6 +208,29 @@ final class FormatTests: DataTestCase {
             XCTAssertEqual(Fixtures.pixels(ds), Fixtures.scaled(pixels))
             XCTAssertFalse(ds.hasStoredStatistics)
         }
+    }
+
+    /// h5py's compression="gzip": chunked, deflated datasets read like contiguous ones.
+    func testHDF5ChunkedCompressed() throws {
+        let file = path("compressed.h5")
+        let n = 40, h = 6, w = 5
+        let pixels = Fixtures.images(n: n, h: h, w: w)
+        RawH5.create(file) { f in
+            RawH5.group(f, "train")
+            let dcpl = H5Pcreate(cd_h5p_dataset_create())
+            var chunk: [hsize_t] = [7, 1, hsize_t(h), hsize_t(w)]
+            H5Pset_chunk(dcpl, 4, &chunk)
+            H5Pset_deflate(dcpl, 6)
+            let dims: [hsize_t] = [hsize_t(n), 1, hsize_t(h), hsize_t(w)]
+            let s = H5Screate_simple(4, dims, nil)
+            let d = H5Dcreate2(f, "train/images", cd_h5t_std_u8le(), s, cd_h5p_default(), dcpl, cd_h5p_default())
+            _ = pixels.withUnsafeBytes { H5Dwrite(d, cd_h5t_native_uint8(), cd_h5s_all(), cd_h5s_all(), cd_h5p_default(), $0.baseAddress) }
+            H5Dclose(d); H5Sclose(s); H5Pclose(dcpl)
+            RawH5.int32(f, "train/labels", (0..<n).map { Int32($0 % 5) })
+        }
+        let d = try DatasetLoader.load(path: file, split: .train)
+        XCTAssertEqual(Fixtures.pixels(d), Fixtures.scaled(pixels))
+        XCTAssertEqual(d.classes, 5)
     }
 
     func testConvertRoundTrip() throws {

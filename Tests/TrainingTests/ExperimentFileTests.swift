@@ -1,0 +1,58 @@
+import Foundation
+import XCTest
+@testable import Training
+
+final class ExperimentFileTests: XCTestCase {
+    func write(_ text: String, _ ext: String) throws -> String {
+        let path = NSTemporaryDirectory() + "exp-\(UUID().uuidString).\(ext)"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func testTOMLAndYAMLGiveTheSameConfig() throws {
+        let toml = try write("model = \"mlp\"  # comment\nweight_decay = 1e-4\nbatch = 32\nnesterov = true\ncheckpoint-dir = 'runs/x'\n", "toml")
+        let yaml = try write("---\nmodel: mlp\nweight_decay: 1e-4\nbatch: 32\nnesterov: true\ncheckpoint-dir: runs/x\n", "yaml")
+        let a = try ExperimentFile.load(path: toml), b = try ExperimentFile.load(path: yaml)
+        XCTAssertEqual(a, b)
+        XCTAssertEqual(a.model, "mlp")
+        XCTAssertEqual(a.weightDecay, 1e-4)
+        XCTAssertEqual(a.batch, 32)
+        XCTAssertTrue(a.nesterov)
+        XCTAssertEqual(a.checkpointDir, "runs/x")
+        XCTAssertEqual(a.lr, TrainConfig().lr, "unset keys keep their defaults")
+    }
+
+    func testTheShippedExperimentFileLoads() throws {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        let c = try ExperimentFile.load(path: url.appendingPathComponent("experiments/cnn.toml").path)
+        XCTAssertEqual(c.model, "cnn")
+        XCTAssertNoThrow(try c.validate())
+    }
+
+    func testUnknownKeyAndBadValuesAreNamed() throws {
+        let unknown = try write("learning_rate = 0.1\n", "toml")
+        XCTAssertThrowsError(try ExperimentFile.load(path: unknown)) { XCTAssert("\($0)".contains("unknown key 'learning_rate'"), "\($0)") }
+        let bad = try write("batch = lots\n", "toml")
+        XCTAssertThrowsError(try ExperimentFile.load(path: bad)) { XCTAssert("\($0)".contains(":1: expected a number"), "\($0)") }
+        XCTAssertThrowsError(try ExperimentFile.load(path: "/nonexistent.toml")) { XCTAssert("\($0)".contains("cannot read"), "\($0)") }
+    }
+
+    func testValidationNamesTheOption() {
+        var c = TrainConfig()
+        c.labelSmoothing = 1.5
+        XCTAssertThrowsError(try c.validate()) { XCTAssert("\($0)".contains("--label-smoothing"), "\($0)") }
+        c = TrainConfig(); c.optimizer = "lamb"
+        XCTAssertThrowsError(try c.validate()) { XCTAssert("\($0)".contains("unknown optimizer 'lamb'"), "\($0)") }
+    }
+
+    func testChurnAndReport() {
+        let a: [Float] = [0.9, 0.1, 0.2, 0.8], b: [Float] = [0.6, 0.4, 0.7, 0.3]
+        let c = predictionChurn(a, b, classes: 2)
+        XCTAssertEqual(c.disagreement, 0.5)
+        XCTAssertEqual(c.meanAbsDiff, (0.3 + 0.3 + 0.5 + 0.5) / 4, accuracy: 1e-6)
+        let r = EvaluationReport(probabilities: a, labels: [0, 0], classes: 2)
+        XCTAssertEqual(r.accuracy, 0.5)
+        XCTAssertEqual(r.perClassAccuracy, [0.5, 0])
+    }
+}
