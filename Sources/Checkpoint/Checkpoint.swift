@@ -237,9 +237,7 @@ public enum Checkpoint {
             throw CheckpointError("\(path) is a folder, not a checkpoint; pass one of its step-<8-digit step>.h5 files.")
         }
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? -1
-        let fapl = try? H5.strongCloseFapl()
-        defer { if let fapl { H5Pclose(fapl) } }
-        let file = H5Fopen(path, cd_h5f_acc_rdonly(), fapl ?? H5.P)
+        let file = H5Fopen(path, cd_h5f_acc_rdonly(), H5.P)
         if file < 0 {
             guard FileManager.default.isReadableFile(atPath: path) else {
                 throw CheckpointError("cannot read checkpoint \(path): permission denied. Make the file readable (chmod) or run as its owner.")
@@ -475,7 +473,8 @@ public enum Checkpoint {
             if !wrongShape.isEmpty { lines.append("  - shapes differ: " + some(wrongShape, 4, separator: "; ")) }
             if !onlyHere.isEmpty { lines.append("  - only in this model: " + some(onlyHere, 4, separator: ", ")) }
             if !onlyThere.isEmpty { lines.append("  - only in the checkpoint: " + some(onlyThere, 4, separator: ", ")) }
-            if !optimizerProblems.isEmpty { lines.append("  - optimizer: " + some(optimizerProblems, 4, separator: "; ")) }
+            // Per-view optimizer problems only repeat tensor ones; show them when the tensors fit.
+            if !optimizerProblems.isEmpty && tensorProblems == 0 { lines.append("  - optimizer: " + some(optimizerProblems, 4, separator: "; ")) }
             let what = tensorProblems > 0 ? "its tensors do not fit" : "its optimizer state does not fit"
             let fix = tensorProblems > 0
                 ? "Resume with the model, input shape and class count the checkpoint names (`codistill inspect \(ckpt.path)`), or start a new run in another checkpoint folder."
@@ -484,19 +483,16 @@ public enum Checkpoint {
         }
 
         // Everything fits: copy.
-        for v in store.trainable {
-            ckpt.tensors[v.name]!.values.withUnsafeBufferPointer { (store.values + v.offset).update(from: $0.baseAddress!, count: v.count) }
+        func copy(_ values: [Float], to dest: UnsafeMutablePointer<Float>) {
+            values.withUnsafeBufferPointer { if let src = $0.baseAddress { dest.update(from: src, count: $0.count) } }
         }
-        for v in store.buffersLayout {
-            ckpt.tensors[v.name]!.values.withUnsafeBufferPointer { (store.buffers + v.offset).update(from: $0.baseAddress!, count: v.count) }
-        }
+        for v in store.trainable { copy(ckpt.tensors[v.name]!.values, to: store.values + v.offset) }
+        for v in store.buffersLayout { copy(ckpt.tensors[v.name]!.values, to: store.buffers + v.offset) }
         for (name, bn) in store.batchNorms { bn.numBatchesTracked = ckpt.numBatchesTracked[name]! }
         if let optimizer {
             for (name, buffer) in optimizer.stateBuffers {
                 let views = ckpt.optimizerState[name]!
-                for v in store.trainable {
-                    views[v.name]!.withUnsafeBufferPointer { (buffer + v.offset).update(from: $0.baseAddress!, count: v.count) }
-                }
+                for v in store.trainable { copy(views[v.name]!, to: buffer + v.offset) }
             }
             optimizer.stepCount = ckpt.optimizerStep
         }

@@ -97,7 +97,7 @@ public final class Trainer {
             try collectively {
                 let ckpt = try Checkpoint.read(path: resumePath)
                 try checkCompatible(ckpt, spec: spec)
-                try Checkpoint.restore(ckpt, into: store, optimizer: optimizer)
+                try Checkpoint.restore(ckpt, into: store, optimizer: optimizer, model: spec)
                 startStep = ckpt.state.step
             }
             lastCheckpoint = resumePath
