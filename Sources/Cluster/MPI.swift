@@ -108,6 +108,13 @@ public final class Communicator {
         return buf
     }
 
+    public func broadcastDoubles(_ values: [Double], root: Int) -> [Double] {
+        guard size > 1, !values.isEmpty else { return values }
+        var v = values
+        v.withUnsafeMutableBufferPointer { p in _ = MPI_Bcast(p.baseAddress, Int32(p.count), cd_mpi_double(), Int32(root), comm) }
+        return v
+    }
+
     public func allgather(_ value: UInt64) -> [UInt64] {
         guard size > 1 else { return [value] }
         var mine = value

@@ -1,8 +1,8 @@
 import Cluster
 import NN
 
-/// The group's one fused allreduce per step: gradients, BatchNorm running statistics, and the
-/// step's loss, correct count and stop flag travel in a single buffer.
+/// The group's one fused allreduce per step: gradients, BatchNorm running statistics and the
+/// step's scalars (loss terms, correct count, stop flag) travel in a single buffer.
 ///
 /// Gradients are averaged (each rank's loss is a mean over an equal local batch, so the mean of
 /// the means is the group batch's mean: 2 ranks x B/2 == 1 rank x B). Running statistics are
@@ -12,33 +12,27 @@ public final class GradientSync {
     let store: ParameterStore
     let group: Communicator
     let buffer: UnsafeMutablePointer<Float>
-    let count: Int
+    let maxScalars = 8
 
     public init(store: ParameterStore, group: Communicator) {
         self.store = store
         self.group = group
-        count = store.trainableCount + store.bufferCount + 3
-        buffer = .allocate(capacity: count)
+        buffer = .allocate(capacity: store.trainableCount + store.bufferCount + maxScalars)
     }
     deinit { buffer.deallocate() }
 
-    public struct Stats { public var loss: Double; public var correct: Double; public var stop: Bool }
-
-    /// Averages gradients and buffers in place; returns the group's mean loss, total correct and
-    /// whether any rank asked to stop.
-    public func average(loss: Double, correct: Double, stop: Bool) -> Stats {
-        guard group.size > 1 else { return Stats(loss: loss, correct: correct, stop: stop) }
+    /// Averages gradients and buffers in place; returns the group's sums of `scalars`.
+    public func average(scalars: [Double]) -> [Double] {
+        precondition(scalars.count <= maxScalars)
+        guard group.size > 1 else { return scalars }
         let nt = store.trainableCount, nb = store.bufferCount
         buffer.update(from: store.gradients, count: nt)
         (buffer + nt).update(from: store.buffers, count: nb)
-        buffer[nt + nb] = Float(loss)
-        buffer[nt + nb + 1] = Float(correct)
-        buffer[nt + nb + 2] = stop ? 1 : 0
-        group.allreduceSum(buffer, count: count)
+        for (i, s) in scalars.enumerated() { buffer[nt + nb + i] = Float(s) }
+        group.allreduceSum(buffer, count: nt + nb + scalars.count)
         let inv = 1 / Float(group.size)
         for i in 0..<nt { store.gradients[i] = buffer[i] * inv }
         for i in 0..<nb { store.buffers[i] = buffer[nt + i] * inv }
-        return Stats(loss: Double(buffer[nt + nb]) / Double(group.size), correct: Double(buffer[nt + nb + 1]),
-                     stop: buffer[nt + nb + 2] > 0)
+        return scalars.indices.map { Double(buffer[nt + nb + $0]) }
     }
 }

@@ -12,6 +12,11 @@ public struct MetricsRow {
     public var testAccuracy: Double?
     public var samplesPerSecond: Double
     public var allreduceSeconds: Double
+    // Codistillation (nil with one group).
+    public var distillLoss: Double? = nil
+    public var peerAge: Int? = nil
+    public var exchangeSeconds: Double? = nil
+    public var peerForwardSeconds: Double? = nil
 }
 
 /// Appends rows as CSV (header first) or JSON Lines (path ending in .jsonl), flushed per row so a
@@ -19,7 +24,8 @@ public struct MetricsRow {
 final class MetricsWriter {
     let handle: FileHandle
     let jsonLines: Bool
-    static let columns = ["step", "epoch", "time", "loss", "train_acc", "lr", "test_loss", "test_acc", "samples_per_s", "allreduce_s"]
+    static let columns = ["step", "epoch", "time", "loss", "train_acc", "lr", "test_loss", "test_acc", "samples_per_s", "allreduce_s",
+                          "distill_loss", "peer_age", "exchange_s", "peer_forward_s"]
 
     init(path: String, resume: Bool) throws {
         let dir = (path as NSString).deletingLastPathComponent
@@ -44,7 +50,8 @@ final class MetricsWriter {
     func write(_ r: MetricsRow) {
         func f(_ v: Double?) -> String { v.map { String(format: "%.6g", $0) } ?? "" }
         let values = [String(r.step), f(r.epoch), String(format: "%.3f", r.time), f(r.loss), f(r.trainAccuracy), f(r.lr),
-                      f(r.testLoss), f(r.testAccuracy), f(r.samplesPerSecond), f(r.allreduceSeconds)]
+                      f(r.testLoss), f(r.testAccuracy), f(r.samplesPerSecond), f(r.allreduceSeconds),
+                      f(r.distillLoss), r.peerAge.map(String.init) ?? "", f(r.exchangeSeconds), f(r.peerForwardSeconds)]
         if jsonLines {
             let pairs = zip(Self.columns, values).filter { !$0.1.isEmpty }.map { "\"\($0.0)\":\($0.1)" }
             write(line: "{" + pairs.joined(separator: ",") + "}")
@@ -60,6 +67,7 @@ final class MetricsWriter {
 final class Progress {
     let enabled: Bool, total: Int, logEvery: Int
     let log: (String) -> Void
+    let prefix: String
     let tty: Bool = {
         let env = ProcessInfo.processInfo.environment
         if let mode = env["CODISTILL_PROGRESS"] { return mode == "bar" }
@@ -67,8 +75,8 @@ final class Progress {
     }()
     let start = Date()
 
-    init(enabled: Bool, total: Int, logEvery: Int, log: @escaping (String) -> Void) {
-        self.enabled = enabled; self.total = total; self.logEvery = logEvery; self.log = log
+    init(enabled: Bool, total: Int, logEvery: Int, log: @escaping (String) -> Void, prefix: String = "") {
+        self.enabled = enabled; self.total = total; self.logEvery = logEvery; self.log = log; self.prefix = prefix
     }
 
     func report(_ r: MetricsRow, group: Int) {
@@ -78,6 +86,8 @@ final class Progress {
         var line = String(format: "step %d/%d epoch %.2f loss %.4f train_acc %.2f%% lr %.4g %.0f samples/s eta %@",
                           r.step, total, r.epoch, r.loss, 100 * r.trainAccuracy, r.lr, r.samplesPerSecond, formatDuration(eta))
         if let acc = r.testAccuracy { line += String(format: " test_acc %.2f%%", 100 * acc) }
+        if let d = r.distillLoss { line += String(format: " distill %.4f peer_age %d", d, r.peerAge ?? -1) }
+        line = prefix + line
         if tty {
             print("\r\u{1B}[K" + line, terminator: r.step == total ? "\n" : "")
             fflush(stdout)

@@ -40,6 +40,22 @@ public struct TrainConfig: Codable, Equatable {
     /// Metrics file; "{group}" is replaced by the group number; .jsonl for JSON Lines, else CSV.
     public var metrics = ""
 
+    // Codistillation across groups (G > 1).
+    /// "rma" (one-sided MPI windows), "files" (shared directory; not yet available) or "none"
+    /// (independent groups).
+    public var exchange = "rma"
+    public var exchangeEvery = 50
+    public var distillWeight: Float = 1
+    /// Steps of plain training before the distillation term switches on.
+    public var burnIn = 0
+    /// Steps over which the distillation weight rises linearly after burn-in (0: at once).
+    public var distillRamp = 0
+    public var temperature: Float = 1
+    /// "all": each group follows every other group; "ring": group g follows group g-1.
+    public var topology = "all"
+    /// "disjoint": group g trains on the g-th 1/G of the training set; "same": all on all of it.
+    public var dataSplit = "disjoint"
+
     public init() {}
 
     public static let optimizers = ["sgd", "adam", "adamw"]
@@ -63,6 +79,15 @@ public struct TrainConfig: Codable, Equatable {
         }
         if blasThreads < 1 { try fail("--blas-threads must be at least 1") }
         if randomCropPadding < 0 { try fail("--random-crop-padding must be >= 0") }
+        if !["rma", "files", "none"].contains(exchange) { try fail("unknown --exchange '\(exchange)': choose rma, files or none") }
+        if exchange == "files" && groups > 1 {
+            try fail("--exchange files is not implemented yet (it lands with the file-based peer exchange); use --exchange rma")
+        }
+        if exchangeEvery < 1 { try fail("--exchange-every must be at least 1, got \(exchangeEvery)") }
+        if distillWeight < 0 || burnIn < 0 || distillRamp < 0 { try fail("--distill-weight, --burn-in and --distill-ramp must be >= 0") }
+        if !(temperature > 0) { try fail("--temperature must be positive, got \(temperature)") }
+        if !["all", "ring"].contains(topology) { try fail("unknown --topology '\(topology)': choose all or ring") }
+        if !["disjoint", "same"].contains(dataSplit) { try fail("unknown --data-split '\(dataSplit)': choose disjoint or same") }
     }
 
     public var json: String {

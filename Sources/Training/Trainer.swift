@@ -70,7 +70,9 @@ public final class Trainer {
         }
         let spec = ModelSpec(name: config.model, inputShape: train.sampleShape, classes: train.classes)
         let model = try collectively { try Models.make(spec) }
-        let store = ParameterStore(model: model, seed: config.seed)
+        // Groups start from different weights and data orders (seed + group); ranks of a group agree.
+        let groupSeed = config.seed &+ UInt64(groupIndex)
+        let store = ParameterStore(model: model, seed: groupSeed)
         let optimizer: Optimizer = config.optimizer == "sgd"
             ? SGD(store: store, momentum: config.momentum, weightDecay: config.weightDecay, nesterov: config.nesterov)
             : Adam(store: store, weightDecay: config.weightDecay, decoupled: config.optimizer == "adamw")
@@ -78,8 +80,10 @@ public final class Trainer {
         let (mean, std): ([Float], [Float]) = config.normalize
             ? train.channelStatistics()
             : ([Float](repeating: 0, count: spec.inputShape[0]), [Float](repeating: 1, count: spec.inputShape[0]))
+        let disjoint = config.groups > 1 && config.dataSplit == "disjoint"
         let plan = ShardPlan(datasetCount: train.count, perRankBatch: config.batch, ranksInGroup: group.size,
-                             rankInGroup: group.rank, seed: config.seed)
+                             rankInGroup: group.rank, seed: groupSeed,
+                             partitions: disjoint ? config.groups : 1, partition: disjoint ? groupIndex : 0)
         guard plan.stepsPerEpoch > 0 else {
             throw ConfigError(description: "the group batch (\(config.batch) x \(group.size) ranks) is larger than the \(train.count) training samples: lower --batch")
         }
@@ -88,7 +92,7 @@ public final class Trainer {
         let builder = BatchBuilder(dataset: train, mean: mean, std: std,
                                    augmentation: Augmentation(randomCropPadding: config.randomCropPadding,
                                                               horizontalFlip: config.horizontalFlip),
-                                   seed: config.seed)
+                                   seed: groupSeed)
 
         // Resume: every rank reads the same file, so every rank restores the same state.
         var startStep = 0
@@ -106,25 +110,52 @@ public final class Trainer {
 
         let metrics = try collectivelyLeader { try MetricsWriter(path: metricsPath(), resume: startStep > 0) }
         let sync = GradientSync(store: store, group: group)
-        let progress = Progress(enabled: world.rank == 0, total: totalSteps, logEvery: config.logEvery, log: log)
+        let progress = Progress(enabled: config.groups == 1 ? world.rank == 0 : group.rank == 0, total: totalSteps,
+                                logEvery: config.logEvery, log: log, prefix: config.groups > 1 ? "[group \(groupIndex)] " : "")
+        let codistill = config.groups > 1 && config.exchange == "rma"
+            ? try Codistillation(config: config, world: world, group: group, groupIndex: groupIndex, spec: spec, store: store, log: log)
+            : nil
+        defer { codistill?.window.free() }
         model.train()
 
         var step = startStep
         var trainLossSum = 0.0, trainCorrect = 0.0, trainSeen = 0.0, windowSteps = 0
         var allreduceSeconds = 0.0, windowStart = wallTime(), windowSamples = 0
+        var distillSum = 0.0, exchangeSeconds = 0.0, peerForwardSeconds = 0.0
         var lastEval: (loss: Double, accuracy: Double)? = nil
         while step < totalSteps {
+            if let codistill, step % config.exchangeEvery == 0 {
+                exchangeSeconds += codistill.exchange(step: step, store: store)
+            }
             let (images, labels) = builder.batch(indices: plan.indices(step: step), step: step)
             store.zeroGrad()
             let logits = model(images)
-            let loss = crossEntropy(logits, labels: labels, labelSmoothing: config.labelSmoothing)
+            let ce = crossEntropy(logits, labels: labels, labelSmoothing: config.labelSmoothing)
+            var total = ce
+            var distillValue = 0.0
+            let w = Codistillation.weight(config, step: step)
+            if let codistill, w > 0 {
+                let tf = wallTime()
+                if let targets = codistill.targets(for: images, temperature: config.temperature) {
+                    // psi = soft-target cross-entropy against the peers' mean prediction, at
+                    // temperature T, scaled by T^2 so gradient sizes do not depend on T.
+                    let t = config.temperature
+                    let distill = softTargetCrossEntropy(t == 1 ? logits : scale(logits, 1 / t), targets: targets)
+                    distillValue = Double(distill.scalar)
+                    total = add(ce, scale(distill, w * t * t))
+                }
+                peerForwardSeconds += wallTime() - tf
+            }
             let correct = countCorrect(logits, labels)
-            Tape.current.backward(loss)
+            Tape.current.backward(total)
             store.finalizeGradients()
 
             let t0 = wallTime()
-            let stats = sync.average(loss: Double(loss.scalar), correct: Double(correct), stop: StopSignal.requested)
+            let sums = sync.average(scalars: [Double(ce.scalar), Double(correct), StopSignal.requested ? 1 : 0, distillValue])
             allreduceSeconds += wallTime() - t0
+            let stats = (loss: sums[0] / Double(group.size), correct: sums[1], stop: sums[2] > 0,
+                         distill: sums[3] / Double(group.size))
+            distillSum += stats.distill
             guard stats.loss.isFinite else {
                 throw TrainingError("the loss became \(stats.loss) at step \(step + 1)"
                     + (lastCheckpoint.map { "; the last good checkpoint is \($0) (resume with --resume auto)" } ?? "")
@@ -156,10 +187,15 @@ public final class Trainer {
                                      trainAccuracy: trainSeen > 0 ? trainCorrect / trainSeen : 0, lr: Double(lr),
                                      testLoss: lastEval?.loss, testAccuracy: lastEval?.accuracy,
                                      samplesPerSecond: Double(windowSamples) / max(elapsed, 1e-9),
-                                     allreduceSeconds: allreduceSeconds)
+                                     allreduceSeconds: allreduceSeconds,
+                                     distillLoss: codistill == nil ? nil : distillSum / Double(max(1, windowSteps)),
+                                     peerAge: codistill.map { $0.maxAge(at: step) },
+                                     exchangeSeconds: codistill == nil ? nil : exchangeSeconds,
+                                     peerForwardSeconds: codistill == nil ? nil : peerForwardSeconds)
                 metrics?.write(row)
                 progress.report(row, group: groupIndex)
                 trainLossSum = 0; trainCorrect = 0; trainSeen = 0; allreduceSeconds = 0; windowSteps = 0
+                distillSum = 0; exchangeSeconds = 0; peerForwardSeconds = 0
                 windowStart = wallTime(); windowSamples = 0
                 lastEval = isLast ? lastEval : nil
             }

@@ -91,7 +91,7 @@ struct BenchScalingWorker: ParsableCommand {
             let t0 = wallTime()
             world.barrier()
             let t1 = wallTime()
-            _ = sync.average(loss: Double(loss.scalar), correct: 0, stop: false)
+            _ = sync.average(scalars: [Double(loss.scalar)])
             allreduce += wallTime() - t1
             waiting += t1 - t0
             sgd.step(lr: 0.05)

@@ -6,7 +6,7 @@ import Training
 /// `mpirun -np N codistill train ...`: every rank runs this; rank 0 talks.
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "train",
-        abstract: "Train a model: N ranks split into G groups, sync SGD inside each group.",
+        abstract: "Train a model: N ranks split into G groups, sync SGD inside each group, codistillation across groups.",
         discussion: """
         Example: mpirun -np 2 codistill train --model cnn --epochs 3
         Options come from --config (flat TOML or YAML, keys as the option names) and are overridden by flags.
@@ -43,6 +43,14 @@ struct Train: ParsableCommand {
     @Option(help: "Progress line every this many steps.") var logEvery: Int?
     @Option(help: "Check that ranks of a group hold identical parameters every this many steps (0: off).") var consistencyEvery: Int?
     @Option(help: "BLAS threads per rank.") var blasThreads: Int?
+    @Option(help: "Exchange between groups: rma (one-sided MPI, default), files (not yet available), none.") var exchange: String?
+    @Option(help: "Publish and read peer snapshots every this many steps.") var exchangeEvery: Int?
+    @Option(help: "Weight of the distillation term.") var distillWeight: Float?
+    @Option(help: "Steps without distillation at the start.") var burnIn: Int?
+    @Option(help: "Steps over which the distillation weight rises linearly after burn-in.") var distillRamp: Int?
+    @Option(help: "Distillation temperature.") var temperature: Float?
+    @Option(help: "Which peers a group follows: all, ring.") var topology: String?
+    @Option(help: "Data of each group: disjoint (a 1/G share each), same.") var dataSplit: String?
 
     func buildConfig() throws -> TrainConfig {
         var c = try config.map { try ExperimentFile.load(path: $0) } ?? TrainConfig()
@@ -74,6 +82,14 @@ struct Train: ParsableCommand {
         if let v = logEvery { c.logEvery = v }
         if let v = consistencyEvery { c.consistencyEvery = v }
         if let v = blasThreads { c.blasThreads = v }
+        if let v = exchange { c.exchange = v }
+        if let v = exchangeEvery { c.exchangeEvery = v }
+        if let v = distillWeight { c.distillWeight = v }
+        if let v = burnIn { c.burnIn = v }
+        if let v = distillRamp { c.distillRamp = v }
+        if let v = temperature { c.temperature = v }
+        if let v = topology { c.topology = v }
+        if let v = dataSplit { c.dataSplit = v }
         try c.validate()
         return c
     }

@@ -71,8 +71,9 @@ enum Harness {
 
     /// A small, learnable IDX dataset (raw, not gzip): class c images have a bright c-th row band
     /// plus noise, so a few steps already separate the classes.
+    /// `bright`/`dark`/`noise` set how separable the classes are (the defaults: trivially).
     static func writeTinyIDX(in dir: String, train: Int = 512, test: Int = 128, side: Int = 8, classes: Int = 4,
-                             testLabelOverride: UInt8? = nil) throws {
+                             testLabelOverride: UInt8? = nil, bright: UInt64 = 180, dark: UInt64 = 40, noise: UInt64 = 60) throws {
         func idx(images n: Int, seed: UInt64, labelOverride: UInt8? = nil) -> (Data, Data) {
             var s = seed
             func next() -> UInt64 { s = s &* 6364136223846793005 &+ 1442695040888963407; return s >> 33 }
@@ -83,8 +84,8 @@ enum Harness {
                 let c = Int(next() % UInt64(classes))
                 for r in 0..<side {
                     for _ in 0..<side {
-                        let base: UInt64 = (r * classes / side == c) ? 180 : 40
-                        img.append(UInt8(min(255, base + next() % 60)))
+                        let base: UInt64 = (r * classes / side == c) ? bright : dark
+                        img.append(UInt8(min(255, base + next() % noise)))
                     }
                 }
                 lab.append(labelOverride ?? UInt8(c))

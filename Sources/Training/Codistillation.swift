@@ -1,0 +1,119 @@
+import Cluster
+import Engine
+import Foundation
+import NN
+
+/// The cross-group half of codistillation (Anil et al. 2018): every `exchangeEvery` steps each
+/// group leader publishes its weights through a one-sided window and reads the freshest snapshot
+/// of each peer group it follows, without waiting for them; the snapshots are broadcast inside
+/// the group, and every rank adds a distillation term towards the peers' mean prediction.
+final class Codistillation {
+    struct Peer {
+        let group: Int
+        let leaderRank: Int
+        let model: Module
+        let store: ParameterStore
+        var version: UInt64 = 0
+        var step = 0
+    }
+
+    let config: TrainConfig
+    let world: Communicator, group: Communicator
+    let groupIndex: Int
+    let window: PeerWindow
+    var peers: [Peer]
+    let payload: Int
+    let ownSnapshot: UnsafeMutablePointer<Float>
+    let staging: UnsafeMutablePointer<Float>
+    let log: (String) -> Void
+
+    init(config: TrainConfig, world: Communicator, group: Communicator, groupIndex: Int, spec: ModelSpec,
+         store: ParameterStore, log: @escaping (String) -> Void) throws {
+        self.config = config; self.world = world; self.group = group; self.groupIndex = groupIndex; self.log = log
+        payload = store.trainableCount + store.bufferCount
+        window = try PeerWindow(world: world, payloadCount: payload, exposes: group.rank == 0)
+        let perGroup = world.size / config.groups
+        let followed: [Int] = config.topology == "ring"
+            ? [(groupIndex + config.groups - 1) % config.groups]
+            : (0..<config.groups).filter { $0 != groupIndex }
+        peers = try followed.map { g in
+            let model = try Models.make(spec)
+            model.eval()
+            return Peer(group: g, leaderRank: g * perGroup, model: model, store: ParameterStore(model: model, seed: 0))
+        }
+        ownSnapshot = .allocate(capacity: payload)
+        staging = .allocate(capacity: payload)
+    }
+
+    deinit { ownSnapshot.deallocate(); staging.deallocate() }
+
+    /// Every rank of the group calls this at the same step. Returns the seconds it took.
+    func exchange(step: Int, store: ParameterStore) -> Double {
+        let t0 = wallTime()
+        var fresh = [UInt8](repeating: 0, count: peers.count)
+        if group.rank == 0 {
+            ownSnapshot.update(from: store.values, count: store.trainableCount)
+            (ownSnapshot + store.trainableCount).update(from: store.buffers, count: store.bufferCount)
+            window.publish(ownSnapshot, step: step, selfRank: world.rank)
+            for i in peers.indices {
+                guard let snap = window.fetch(from: peers[i].leaderRank, into: staging, after: peers[i].version) else { continue }
+                let s = peers[i].store
+                s.values.update(from: staging, count: s.trainableCount)
+                s.buffers.update(from: staging + s.trainableCount, count: s.bufferCount)
+                peers[i].version = snap.version
+                peers[i].step = snap.step
+                fresh[i] = 1
+            }
+        }
+        if group.size > 1 {
+            // Which peers changed (and their versions), then only their weights.
+            fresh = group.broadcast(fresh, root: 0)
+            var meta = peers.flatMap { [Double($0.version), Double($0.step)] }
+            meta = group.broadcastDoubles(meta, root: 0)
+            for i in peers.indices {
+                peers[i].version = UInt64(meta[2 * i]); peers[i].step = Int(meta[2 * i + 1])
+                guard fresh[i] == 1 else { continue }
+                group.broadcast(peers[i].store.values, count: peers[i].store.trainableCount, root: 0)
+                group.broadcast(peers[i].store.buffers, count: peers[i].store.bufferCount, root: 0)
+            }
+        }
+        if group.rank == 0 {
+            for (i, p) in peers.enumerated() where fresh[i] == 1 {
+                log("[group \(groupIndex)] step \(step): peer group \(p.group) snapshot version \(p.version) from its step \(p.step)")
+            }
+        }
+        return wallTime() - t0
+    }
+
+    /// The peers' mean predicted probabilities at temperature T on `images` (no gradient), or nil
+    /// while no peer has published anything yet.
+    func targets(for images: Tensor, temperature: Float) -> Tensor? {
+        let ready = peers.filter { $0.version > 0 }
+        guard !ready.isEmpty else { return nil }
+        return withNoGrad {
+            var mean: Tensor? = nil
+            for p in ready {
+                let probs = softmax(p.model(images), temperature: temperature)
+                if let m = mean { for i in 0..<m.count { m.data[i] += probs.data[i] } } else { mean = probs }
+            }
+            let m = mean!
+            let inv = 1 / Float(ready.count)
+            for i in 0..<m.count { m.data[i] *= inv }
+            return m
+        }
+    }
+
+    /// Age in steps of the stalest peer snapshot (-1 before any).
+    func maxAge(at step: Int) -> Int {
+        let ready = peers.filter { $0.version > 0 }
+        return ready.isEmpty ? -1 : ready.map { step - $0.step }.max()!
+    }
+
+    /// Distillation weight at `step`: 0 during burn-in, then `distillWeight`, reached linearly over
+    /// `distillRamp` steps if that is set.
+    static func weight(_ config: TrainConfig, step: Int) -> Float {
+        guard step >= config.burnIn else { return 0 }
+        guard config.distillRamp > 0 else { return config.distillWeight }
+        return config.distillWeight * min(1, Float(step - config.burnIn + 1) / Float(config.distillRamp))
+    }
+}
