@@ -5,8 +5,8 @@
 # jobs, perhaps on different machines, with PEER_DIR on a shared file system. Here both run in
 # the background on this machine.
 #
-# NOTE: `--exchange files` lands with the codistillation issue (and `train` itself with the
-# distributed-training issue); until then both jobs exit at once with an error.
+# Each job publishes into PEER_DIR/<its checkpoint dir's name>/ and reads every other folder there.
+# Give the jobs different seeds: the seed sets the initial weights and the data order.
 #
 # Usage:  bash jobs/file-exchange-two-jobs.sh        (NP=2 ranks per job by default)
 set -euo pipefail
@@ -31,11 +31,11 @@ if [ -n "${DATA_DIR:-}" ]; then args+=(--data "$DATA_DIR"); fi
 # Each job has its own checkpoint dir; only the peer dir is shared.
 # Group 0:
 mpirun -np "$NP" --oversubscribe --bind-to none "$CODISTILL" "${args[@]}" \
-    --checkpoint-dir "$RUN_DIR/group0" > "$RUN_DIR/group0.log" 2>&1 &
+    --checkpoint-dir "$RUN_DIR/group0" --seed 1 > "$RUN_DIR/group0.log" 2>&1 &
 pid0=$!
 # Group 1:
 mpirun -np "$NP" --oversubscribe --bind-to none "$CODISTILL" "${args[@]}" \
-    --checkpoint-dir "$RUN_DIR/group1" > "$RUN_DIR/group1.log" 2>&1 &
+    --checkpoint-dir "$RUN_DIR/group1" --seed 2 > "$RUN_DIR/group1.log" 2>&1 &
 pid1=$!
 echo "file-exchange: group 0 (pid $pid0) and group 1 (pid $pid1) running;" \
      "logs in $RUN_DIR/group{0,1}.log, peer files in $PEER_DIR"
@@ -44,7 +44,7 @@ echo "file-exchange: group 0 (pid $pid0) and group 1 (pid $pid1) running;" \
 # --resume auto it continues from the newest complete checkpoint in its own dir, e.g.:
 #   mpirun -np 2 --oversubscribe --bind-to none .build/release/codistill train --model cnn --groups 1 \
 #       --epochs 3 --exchange files --peer-dir runs/file-exchange/peers \
-#       --checkpoint-dir runs/file-exchange/group1 --resume auto
+#       --checkpoint-dir runs/file-exchange/group1 --seed 2 --resume auto
 # The other job does not need to be stopped for this.
 
 status=0

@@ -502,15 +502,20 @@ public enum Checkpoint {
 
     /// CHECKPOINT_DIR/group-<g>/step-<8-digit step>.h5
     public static func path(directory: String, group: Int, step: Int) -> String {
+        path(directory: directory, folder: "group-\(group)", step: step)
+    }
+
+    /// DIRECTORY/<folder>/step-<8-digit step>.h5 (the file exchange names folders after jobs).
+    public static func path(directory: String, folder: String, step: Int) -> String {
         let digits = String(step)
         let padded = String(repeating: "0", count: max(0, 8 - digits.count)) + digits
-        return URL(fileURLWithPath: directory).appendingPathComponent("group-\(group)")
+        return URL(fileURLWithPath: directory).appendingPathComponent(folder)
             .appendingPathComponent("step-\(padded).h5").path
     }
 
-    /// The step files of a group (never *.tmp), newest step first.
-    static func stepFiles(directory: String, group: Int) -> [(step: Int, path: String)] {
-        let dir = URL(fileURLWithPath: directory).appendingPathComponent("group-\(group)")
+    /// The step files of a folder (never *.tmp), newest step first.
+    static func stepFiles(directory: String, folder: String) -> [(step: Int, path: String)] {
+        let dir = URL(fileURLWithPath: directory).appendingPathComponent(folder)
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir.path) else { return [] }
         var out: [(Int, String)] = []
         for name in names where name.hasPrefix("step-") && name.hasSuffix(".h5") {
@@ -525,8 +530,13 @@ public enum Checkpoint {
     /// step first, and returns the first that opens and has format "codistill-checkpoint" (and a
     /// format_version this build reads). Newer files that fail are returned in `skipped`.
     public static func latest(directory: String, group: Int) -> (path: String?, skipped: [String]) {
+        latest(directory: directory, folder: "group-\(group)")
+    }
+
+    /// The same for any folder under `directory`.
+    public static func latest(directory: String, folder: String) -> (path: String?, skipped: [String]) {
         var skipped: [String] = []
-        for (_, path) in stepFiles(directory: directory, group: group) {
+        for (_, path) in stepFiles(directory: directory, folder: folder) {
             if let file = try? openChecked(path) {
                 H5Fclose(file)
                 return (path, skipped)
@@ -539,8 +549,12 @@ public enum Checkpoint {
     /// Deletes all but the newest `keep` step files of the group (never *.tmp, never other
     /// groups). `keep <= 0` keeps all.
     public static func prune(directory: String, group: Int, keep: Int) throws {
+        try prune(directory: directory, folder: "group-\(group)", keep: keep)
+    }
+
+    public static func prune(directory: String, folder: String, keep: Int) throws {
         guard keep > 0 else { return }
-        for (_, path) in stepFiles(directory: directory, group: group).dropFirst(keep) {
+        for (_, path) in stepFiles(directory: directory, folder: folder).dropFirst(keep) {
             do {
                 try FileManager.default.removeItem(atPath: path)
             } catch {

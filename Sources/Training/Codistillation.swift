@@ -9,7 +9,8 @@ import NN
 /// the group, and every rank adds a distillation term towards the peers' mean prediction.
 final class Codistillation {
     struct Peer {
-        let group: Int
+        /// Group number (RMA) or publisher name (files), for the log.
+        let name: String
         let leaderRank: Int
         let model: Module
         let store: ParameterStore
@@ -17,10 +18,17 @@ final class Codistillation {
         var step = 0
     }
 
+    /// How snapshots travel: MPI one-sided windows inside one job, or files in a shared directory.
+    enum Transport {
+        case rma(PeerWindow)
+        case files(FileExchange)
+    }
+
     let config: TrainConfig
     let world: Communicator, group: Communicator
     let groupIndex: Int
-    let window: PeerWindow
+    let transport: Transport
+    let spec: ModelSpec
     var peers: [Peer]
     let payload: Int
     let ownSnapshot: UnsafeMutablePointer<Float>
@@ -30,40 +38,86 @@ final class Codistillation {
     init(config: TrainConfig, world: Communicator, group: Communicator, groupIndex: Int, spec: ModelSpec,
          store: ParameterStore, log: @escaping (String) -> Void) throws {
         self.config = config; self.world = world; self.group = group; self.groupIndex = groupIndex; self.log = log
+        self.spec = spec
         payload = store.trainableCount + store.bufferCount
-        window = try PeerWindow(world: world, payloadCount: payload, exposes: group.rank == 0)
-        let perGroup = world.size / config.groups
-        let followed: [Int] = config.topology == "ring"
-            ? [(groupIndex + config.groups - 1) % config.groups]
-            : (0..<config.groups).filter { $0 != groupIndex }
-        peers = try followed.map { g in
-            let model = try Models.make(spec)
-            model.eval()
-            return Peer(group: g, leaderRank: g * perGroup, model: model, store: ParameterStore(model: model, seed: 0))
-        }
         ownSnapshot = .allocate(capacity: payload)
         staging = .allocate(capacity: payload)
+        peers = []
+        var rmaPeers: [(String, Int)] = []
+        if config.exchange == "files" {
+            var name = config.peerName
+            if name.isEmpty { name = URL(fileURLWithPath: config.checkpointDir).lastPathComponent }
+            if config.groups > 1 { name += "-group-\(groupIndex)" }
+            let files = group.rank == 0
+                ? try FileExchange(directory: config.peerDir, name: name, spec: spec, configJSON: config.json, log: log) : nil
+            transport = .files(files ?? FileExchange.placeholder)
+        } else {
+            transport = .rma(try PeerWindow(world: world, payloadCount: payload, exposes: group.rank == 0))
+            let perGroup = world.size / config.groups
+            let followed: [Int] = config.topology == "ring"
+                ? [(groupIndex + config.groups - 1) % config.groups]
+                : (0..<config.groups).filter { $0 != groupIndex }
+            rmaPeers = followed.map { ("group \($0)", $0 * perGroup) }
+        }
+        for (name, rank) in rmaPeers { peers.append(try makePeer(name: name, leaderRank: rank)) }
     }
 
     deinit { ownSnapshot.deallocate(); staging.deallocate() }
+
+    func makePeer(name: String, leaderRank: Int) throws -> Peer {
+        let model = try Models.make(spec)
+        model.eval()
+        return Peer(name: name, leaderRank: leaderRank, model: model, store: ParameterStore(model: model, seed: 0))
+    }
+
+    /// Collective over the world for RMA windows: call once on every rank at the end.
+    func close() {
+        if case .rma(let window) = transport { window.free() }
+    }
 
     /// Every rank of the group calls this at the same step. Returns the seconds it took.
     func exchange(step: Int, store: ParameterStore) -> Double {
         let t0 = wallTime()
         var fresh = [UInt8](repeating: 0, count: peers.count)
         if group.rank == 0 {
-            ownSnapshot.update(from: store.values, count: store.trainableCount)
-            (ownSnapshot + store.trainableCount).update(from: store.buffers, count: store.bufferCount)
-            window.publish(ownSnapshot, step: step, selfRank: world.rank)
-            for i in peers.indices {
-                guard let snap = window.fetch(from: peers[i].leaderRank, into: staging, after: peers[i].version) else { continue }
-                let s = peers[i].store
-                s.values.update(from: staging, count: s.trainableCount)
-                s.buffers.update(from: staging + s.trainableCount, count: s.bufferCount)
-                peers[i].version = snap.version
-                peers[i].step = snap.step
-                fresh[i] = 1
+            switch transport {
+            case .rma(let window):
+                ownSnapshot.update(from: store.values, count: store.trainableCount)
+                (ownSnapshot + store.trainableCount).update(from: store.buffers, count: store.bufferCount)
+                window.publish(ownSnapshot, step: step, selfRank: world.rank)
+                for i in peers.indices {
+                    guard let snap = window.fetch(from: peers[i].leaderRank, into: staging, after: peers[i].version) else { continue }
+                    let s = peers[i].store
+                    s.values.update(from: staging, count: s.trainableCount)
+                    s.buffers.update(from: staging + s.trainableCount, count: s.bufferCount)
+                    peers[i].version = snap.version
+                    peers[i].step = snap.step
+                    fresh[i] = 1
+                }
+            case .files(let files):
+                files.publish(store: store, step: step)
+                for name in files.peerNames() where !peers.contains(where: { $0.name == name }) {
+                    if let p = try? makePeer(name: name, leaderRank: -1) { peers.append(p); fresh.append(0) }
+                }
+                for i in peers.indices {
+                    if let got = files.loadNewer(peer: peers[i].name, afterStep: peers[i].version == 0 ? -1 : peers[i].step,
+                                                 into: peers[i].store) {
+                        peers[i].version += 1
+                        peers[i].step = got.step
+                        fresh[i] = 1
+                    } else if peers[i].version > 0, let age = files.ageSeconds(peer: peers[i].name), age > 60 {
+                        log("[group \(groupIndex)] step \(step): peer \(peers[i].name) has published nothing for \(Int(age)) s; keeping its snapshot from its step \(peers[i].step)")
+                    }
+                }
             }
+        }
+        if group.size > 1 {
+            // Peers found by the leader (the file exchange discovers them as they appear).
+            let count = Int(group.broadcastDoubles([Double(peers.count)], root: 0)[0])
+            while peers.count < count {
+                if let p = try? makePeer(name: "peer \(peers.count)", leaderRank: -1) { peers.append(p) } else { break }
+            }
+            if fresh.count < count { fresh += [UInt8](repeating: 0, count: count - fresh.count) }
         }
         if group.size > 1 {
             // Which peers changed (and their versions), then only their weights.
@@ -79,7 +133,7 @@ final class Codistillation {
         }
         if group.rank == 0 {
             for (i, p) in peers.enumerated() where fresh[i] == 1 {
-                log("[group \(groupIndex)] step \(step): peer group \(p.group) snapshot version \(p.version) from its step \(p.step)")
+                log("[group \(groupIndex)] step \(step): peer \(p.name) snapshot version \(p.version) from its step \(p.step)")
             }
         }
         return wallTime() - t0

@@ -55,6 +55,10 @@ public struct TrainConfig: Codable, Equatable {
     public var topology = "all"
     /// "disjoint": group g trains on the g-th 1/G of the training set; "same": all on all of it.
     public var dataSplit = "disjoint"
+    /// Shared directory of the file exchange.
+    public var peerDir = ""
+    /// This job's folder name in the peer directory (default: the checkpoint directory's name).
+    public var peerName = ""
 
     public init() {}
 
@@ -80,8 +84,8 @@ public struct TrainConfig: Codable, Equatable {
         if blasThreads < 1 { try fail("--blas-threads must be at least 1") }
         if randomCropPadding < 0 { try fail("--random-crop-padding must be >= 0") }
         if !["rma", "files", "none"].contains(exchange) { try fail("unknown --exchange '\(exchange)': choose rma, files or none") }
-        if exchange == "files" && groups > 1 {
-            try fail("--exchange files is not implemented yet (it lands with the file-based peer exchange); use --exchange rma")
+        if exchange == "files" && peerDir.isEmpty {
+            try fail("--exchange files needs --peer-dir DIR, a directory every job of the experiment can read and write")
         }
         if exchangeEvery < 1 { try fail("--exchange-every must be at least 1, got \(exchangeEvery)") }
         if distillWeight < 0 || burnIn < 0 || distillRamp < 0 { try fail("--distill-weight, --burn-in and --distill-ramp must be >= 0") }

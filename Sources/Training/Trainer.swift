@@ -112,10 +112,11 @@ public final class Trainer {
         let sync = GradientSync(store: store, group: group)
         let progress = Progress(enabled: config.groups == 1 ? world.rank == 0 : group.rank == 0, total: totalSteps,
                                 logEvery: config.logEvery, log: log, prefix: config.groups > 1 ? "[group \(groupIndex)] " : "")
-        let codistill = config.groups > 1 && config.exchange == "rma"
+        // RMA connects the groups of this job; files connect groups of any jobs sharing --peer-dir.
+        let codistill = (config.groups > 1 && config.exchange == "rma") || config.exchange == "files"
             ? try Codistillation(config: config, world: world, group: group, groupIndex: groupIndex, spec: spec, store: store, log: log)
             : nil
-        defer { codistill?.window.free() }
+        defer { codistill?.close() }
         model.train()
 
         var step = startStep

@@ -43,7 +43,7 @@ struct Train: ParsableCommand {
     @Option(help: "Progress line every this many steps.") var logEvery: Int?
     @Option(help: "Check that ranks of a group hold identical parameters every this many steps (0: off).") var consistencyEvery: Int?
     @Option(help: "BLAS threads per rank.") var blasThreads: Int?
-    @Option(help: "Exchange between groups: rma (one-sided MPI, default), files (not yet available), none.") var exchange: String?
+    @Option(help: "Exchange between groups: rma (one-sided MPI, default), files (shared --peer-dir), none.") var exchange: String?
     @Option(help: "Publish and read peer snapshots every this many steps.") var exchangeEvery: Int?
     @Option(help: "Weight of the distillation term.") var distillWeight: Float?
     @Option(help: "Steps without distillation at the start.") var burnIn: Int?
@@ -51,6 +51,8 @@ struct Train: ParsableCommand {
     @Option(help: "Distillation temperature.") var temperature: Float?
     @Option(help: "Which peers a group follows: all, ring.") var topology: String?
     @Option(help: "Data of each group: disjoint (a 1/G share each), same.") var dataSplit: String?
+    @Option(help: "Shared directory for --exchange files (jobs that share it codistil).") var peerDir: String?
+    @Option(help: "This job's name in --peer-dir (default: the checkpoint directory's name).") var peerName: String?
 
     func buildConfig() throws -> TrainConfig {
         var c = try config.map { try ExperimentFile.load(path: $0) } ?? TrainConfig()
@@ -90,6 +92,8 @@ struct Train: ParsableCommand {
         if let v = temperature { c.temperature = v }
         if let v = topology { c.topology = v }
         if let v = dataSplit { c.dataSplit = v }
+        if let v = peerDir { c.peerDir = v }
+        if let v = peerName { c.peerName = v }
         try c.validate()
         return c
     }

@@ -67,10 +67,4 @@ final class CodistillationTests: XCTestCase {
             XCTAssert(r.stdout.contains("group \(g) test_acc="), r.output)
         }
     }
-
-    func testFileExchangeIsNotAvailableYet() throws {
-        let r = try Harness.run(ranks: 2, ["train", "--groups", "2", "--exchange", "files", "--steps", "1"], timeout: 60)
-        XCTAssertNotEqual(r.status, 0)
-        XCTAssert(r.stderr.contains("--exchange files is not implemented yet"), r.output)
-    }
 }

@@ -63,6 +63,34 @@ enum Harness {
                       stderr: String(decoding: errData, as: UTF8.self), seconds: Date().timeIntervalSince(start))
     }
 
+    /// Starts `mpirun -np ranks codistill args...` in the background, its output going to `log`.
+    static func start(ranks: Int, _ args: [String], log: String, timeout: Int = 180) throws -> Process {
+        try requireBinary()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        p.arguments = ["-k", "5", String(timeout), "mpirun", "-np", String(ranks), "--oversubscribe", "--bind-to", "none", binary] + args
+        var env = ProcessInfo.processInfo.environment
+        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        p.environment = env
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = FileHandle(forWritingAtPath: log)!
+        p.standardOutput = handle
+        p.standardError = handle
+        try p.run()
+        return p
+    }
+
+    /// Waits until `path` exists (or `seconds` pass); returns whether it appeared.
+    static func waitFor(_ path: String, seconds: Double) -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if FileManager.default.fileExists(atPath: path) { return true }
+            usleep(50_000)
+        }
+        return false
+    }
+
     static func temporaryDirectory(_ name: String) -> String {
         let dir = NSTemporaryDirectory() + "codistill-it-\(name)-\(UUID().uuidString.prefix(8))"
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -1,0 +1,81 @@
+import Checkpoint
+import Foundation
+import NN
+
+/// The file-based exchange: groups may be separate `mpirun` jobs sharing a directory.
+///
+/// Each publisher writes its snapshot atomically (a checkpoint without optimizer state, written
+/// to `.tmp`, fsync'd and renamed) into `PEER_DIR/<name>/step-<step>.h5`, keeping the newest two.
+/// Readers list the other folders and load the newest complete snapshot of each, so a peer that
+/// died or stalls never blocks anybody: its last snapshot stays in use and its age is reported;
+/// a restarted job resumes from its own checkpoint and simply publishes again under its name.
+final class FileExchange {
+    let directory: String
+    let name: String
+    let spec: ModelSpec
+    let configJSON: String
+    private var warned = Set<String>()
+    let log: (String) -> Void
+
+    /// Stands in on ranks that are not their group's leader (they never touch files).
+    static let placeholder = FileExchange(unusedOnNonLeaders: ())
+    private init(unusedOnNonLeaders: Void) {
+        directory = ""; name = ""; spec = ModelSpec(name: "", inputShape: [], classes: 0); configJSON = ""; log = { _ in }
+    }
+
+    init(directory: String, name: String, spec: ModelSpec, configJSON: String, log: @escaping (String) -> Void) throws {
+        self.directory = directory; self.name = name; self.spec = spec; self.configJSON = configJSON; self.log = log
+        do {
+            try FileManager.default.createDirectory(atPath: directory + "/" + name, withIntermediateDirectories: true)
+        } catch {
+            throw TrainingError("cannot create the peer directory \(directory)/\(name) (\(error.localizedDescription)): pass a writable shared --peer-dir")
+        }
+    }
+
+    func publish(store: ParameterStore, step: Int) {
+        let path = Checkpoint.path(directory: directory, folder: name, step: step)
+        let meta = CheckpointMetadata(formatVersion: 1, step: step, epoch: 0, group: 0, numGroups: 1, worldSize: 1,
+                                      model: spec, configJSON: configJSON, created: Checkpoint.timestamp())
+        let state = RunState(step: step, epoch: 0, rngWords: [0, 0, 0, 0], dataSeed: 0, stepInEpoch: 0)
+        do {
+            try Checkpoint.write(path: path, store: store, optimizer: nil, metadata: meta, state: state)
+            try Checkpoint.prune(directory: directory, folder: name, keep: 2)
+        } catch {
+            // A full or unreachable shared directory must not stop training: peers keep our last snapshot.
+            log("warning: could not publish the snapshot to \(path): \(error)")
+        }
+    }
+
+    /// Names of the other publishers in the directory, sorted.
+    func peerNames() -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { n in
+            var isDir: ObjCBool = false
+            return n != name && !n.hasPrefix(".") && FileManager.default.fileExists(atPath: directory + "/" + n, isDirectory: &isDir) && isDir.boolValue
+        }.sorted()
+    }
+
+    /// Loads `peer`'s newest complete snapshot into `store` if it is newer than `afterStep`;
+    /// returns its step and the file's age in seconds.
+    func loadNewer(peer: String, afterStep: Int, into store: ParameterStore) -> (step: Int, ageSeconds: Double)? {
+        guard let path = Checkpoint.latest(directory: directory, folder: peer).path,
+              let ckpt = try? Checkpoint.read(path: path), ckpt.state.step > afterStep else { return nil }
+        do {
+            try Checkpoint.restore(ckpt, into: store, optimizer: nil, model: spec)
+        } catch {
+            if warned.insert(peer).inserted { log("warning: ignoring peer \(peer): \(error)") }
+            return nil
+        }
+        return (ckpt.state.step, age(of: path))
+    }
+
+    /// Seconds since `peer`'s newest file was written (nil if it has none).
+    func ageSeconds(peer: String) -> Double? {
+        Checkpoint.latest(directory: directory, folder: peer).path.map(age)
+    }
+
+    func age(of path: String) -> Double {
+        let date = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? Date()
+        return Date().timeIntervalSince(date)
+    }
+}
