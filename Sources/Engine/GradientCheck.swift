@@ -7,6 +7,28 @@
 /// single float32 coordinates carry rounding noise of order ulp(L)/h, which the norm averages
 /// out while any real mistake (a wrong term, a missing factor) still shows at full size.
 public enum GradientCheck {
+    /// The analytic gradients of L = sum r_i y_i (r a fixed random projection) for every input,
+    /// and a function that evaluates L in Double without recording.
+    static func projected(_ inputs: [Tensor], seed: UInt64, _ f: @escaping () -> Tensor) -> ([[Float]], () -> Double) {
+        let tape = Tape.current
+        tape.reset()
+        for x in inputs { x.clearGrad() }
+        let y = f()
+        var rng = RandomGenerator(seed: seed, stream: "projection")
+        let r = (0..<y.count).map { _ in rng.uniform(-1, 1) }
+        tape.backward(y, seed: r)
+        let analytic = inputs.map { $0.gradArray ?? [Float](repeating: 0, count: $0.count) }
+        let loss: () -> Double = {
+            withNoGrad {
+                let out = f()
+                var s: Double = 0
+                for i in 0..<out.count { s += Double(r[i]) * Double(out.data[i]) }
+                return s
+            }
+        }
+        return (analytic, loss)
+    }
+
     public struct Result: CustomStringConvertible {
         public let errors: [Float]
         public var maxError: Float { errors.max() ?? 0 }
@@ -18,23 +40,11 @@ public enum GradientCheck {
     /// tensors cheap.
     public static func check(_ inputs: [Tensor], h: Float = 1e-2, maxCoordinates: Int = 64, seed: UInt64 = 7,
                              _ f: () -> Tensor) -> Result {
-        let tape = Tape.current
-        tape.reset()
-        for x in inputs { x.clearGrad() }
-        let y = f()
-        var rng = RandomGenerator(seed: seed, stream: "projection")
-        let r = (0..<y.count).map { _ in rng.uniform(-1, 1) }
-        tape.backward(y, seed: r)
-        let analytic = inputs.map { $0.gradArray ?? [Float](repeating: 0, count: $0.count) }
+        withoutActuallyEscaping(f) { check(inputs, h: h, maxCoordinates: maxCoordinates, seed: seed, escaping: $0) }
+    }
 
-        func loss() -> Double {
-            withNoGrad {
-                let out = f()
-                var s: Double = 0
-                for i in 0..<out.count { s += Double(r[i]) * Double(out.data[i]) }
-                return s
-            }
-        }
+    static func check(_ inputs: [Tensor], h: Float, maxCoordinates: Int, seed: UInt64, escaping f: @escaping () -> Tensor) -> Result {
+        let (analytic, loss) = projected(inputs, seed: seed, f)
 
         var errors: [Float] = []
         for (k, x) in inputs.enumerated() {
@@ -72,22 +82,13 @@ extension GradientCheck {
     /// first order. Returns |fd - g.v| / max(|fd|, |g.v|) per direction.
     public static func checkDirectional(_ inputs: [Tensor], directions: Int = 3, h: Float = 1e-3, seed: UInt64 = 11,
                                         _ f: () -> Tensor) -> Result {
-        let tape = Tape.current
-        tape.reset()
-        for x in inputs { x.clearGrad() }
-        let y = f()
-        var rng = RandomGenerator(seed: seed, stream: "projection")
-        let r = (0..<y.count).map { _ in rng.uniform(-1, 1) }
-        tape.backward(y, seed: r)
-        let analytic = inputs.map { ($0.gradArray ?? [Float](repeating: 0, count: $0.count)).map(Double.init) }
-        func loss() -> Double {
-            withNoGrad {
-                let out = f()
-                var s: Double = 0
-                for i in 0..<out.count { s += Double(r[i]) * Double(out.data[i]) }
-                return s
-            }
-        }
+        withoutActuallyEscaping(f) { checkDirectional(inputs, directions: directions, h: h, seed: seed, escaping: $0) }
+    }
+
+    static func checkDirectional(_ inputs: [Tensor], directions: Int, h: Float, seed: UInt64,
+                                 escaping f: @escaping () -> Tensor) -> Result {
+        let (grads, loss) = projected(inputs, seed: seed, f)
+        let analytic = grads.map { $0.map(Double.init) }
         func normalized(_ v: [[Double]]) -> [[Double]] {
             let n = v.reduce(0) { $0 + $1.reduce(0) { $0 + $1 * $1 } }.squareRoot()
             return v.map { $0.map { $0 / max(n, 1e-300) } }
