@@ -15,7 +15,8 @@ public protocol Optimizer: AnyObject {
 /// g += wd*p; buf = mu*buf + (1-dampening)*g (buf = g on the first step); g = nesterov ? g + mu*buf : buf; p -= lr*g.
 public final class SGD: Optimizer {
     public let store: ParameterStore
-    public let momentum: Float, weightDecay: Float, nesterov: Bool, dampening: Float
+    public let momentum: Float, nesterov: Bool, dampening: Float
+    public var weightDecay: Float
     public var stepCount = 0
     let velocity: UnsafeMutablePointer<Float>
     public var kind: String { "sgd" }

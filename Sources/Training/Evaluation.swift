@@ -14,7 +14,7 @@ public struct TrainedModel {
 
     public init(checkpoint path: String) throws {
         let ckpt = try Checkpoint.read(path: path)
-        guard let cfg = try? JSONDecoder().decode(TrainConfig.self, from: Data(ckpt.metadata.configJSON.utf8)) else {
+        guard let cfg = try? TrainConfig.decode(json: ckpt.metadata.configJSON) else {
             throw TrainingError("checkpoint \(path) carries no readable run configuration: was it written by codistill train?")
         }
         let model = try Models.make(ckpt.metadata.model)

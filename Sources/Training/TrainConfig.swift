@@ -55,6 +55,8 @@ public struct TrainConfig: Codable, Equatable {
     public var topology = "all"
     /// "disjoint": group g trains on the g-th 1/G of the training set; "same": all on all of it.
     public var dataSplit = "disjoint"
+    /// Weight decay from the end of burn-in on (negative: unchanged), for codistilled SGD runs.
+    public var weightDecayAfterBurnIn: Float = -1
     /// Shared directory of the file exchange.
     public var peerDir = ""
     /// This job's folder name in the peer directory (default: the checkpoint directory's name).
@@ -89,9 +91,21 @@ public struct TrainConfig: Codable, Equatable {
         }
         if exchangeEvery < 1 { try fail("--exchange-every must be at least 1, got \(exchangeEvery)") }
         if distillWeight < 0 || burnIn < 0 || distillRamp < 0 { try fail("--distill-weight, --burn-in and --distill-ramp must be >= 0") }
+        if weightDecayAfterBurnIn >= 0 && optimizer != "sgd" { try fail("--weight-decay-after-burn-in applies to --optimizer sgd") }
         if !(temperature > 0) { try fail("--temperature must be positive, got \(temperature)") }
         if !["all", "ring"].contains(topology) { try fail("unknown --topology '\(topology)': choose all or ring") }
         if !["disjoint", "same"].contains(dataSplit) { try fail("unknown --data-split '\(dataSplit)': choose disjoint or same") }
+    }
+
+    /// Reads a configuration stored by any earlier version: keys it lacks (options added since)
+    /// take their defaults, so old checkpoints stay readable.
+    public static func decode(json: String) throws -> TrainConfig {
+        var dict = try JSONSerialization.jsonObject(with: JSONEncoder().encode(TrainConfig())) as! [String: Any]
+        guard let stored = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
+            throw ConfigError(description: "the stored run configuration is not a JSON object")
+        }
+        for (k, v) in stored where dict[k] != nil { dict[k] = v }
+        return try JSONDecoder().decode(TrainConfig.self, from: JSONSerialization.data(withJSONObject: dict))
     }
 
     public var json: String {

@@ -49,6 +49,7 @@ struct Train: ParsableCommand {
     @Option(help: "Steps without distillation at the start.") var burnIn: Int?
     @Option(help: "Steps over which the distillation weight rises linearly after burn-in.") var distillRamp: Int?
     @Option(help: "Distillation temperature.") var temperature: Float?
+    @Option(help: "Weight decay once burn-in ends (SGD; Sodhani et al. 2020). Default: unchanged.") var weightDecayAfterBurnIn: Float?
     @Option(help: "Which peers a group follows: all, ring.") var topology: String?
     @Option(help: "Data of each group: disjoint (a 1/G share each), same.") var dataSplit: String?
     @Option(help: "Shared directory for --exchange files (jobs that share it codistil).") var peerDir: String?
@@ -90,6 +91,7 @@ struct Train: ParsableCommand {
         if let v = burnIn { c.burnIn = v }
         if let v = distillRamp { c.distillRamp = v }
         if let v = temperature { c.temperature = v }
+        if let v = weightDecayAfterBurnIn { c.weightDecayAfterBurnIn = v }
         if let v = topology { c.topology = v }
         if let v = dataSplit { c.dataSplit = v }
         if let v = peerDir { c.peerDir = v }

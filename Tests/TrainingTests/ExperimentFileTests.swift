@@ -56,3 +56,20 @@ final class ExperimentFileTests: XCTestCase {
         XCTAssertEqual(r.perClassAccuracy, [0.5, 0])
     }
 }
+
+final class StoredConfigTests: XCTestCase {
+    /// A checkpoint written before an option existed must still evaluate.
+    func testConfigFromAnOlderVersionDecodesWithDefaults() throws {
+        var c = TrainConfig()
+        c.model = "mlp"
+        var dict = try JSONSerialization.jsonObject(with: JSONEncoder().encode(c)) as! [String: Any]
+        dict.removeValue(forKey: "weightDecayAfterBurnIn")
+        dict.removeValue(forKey: "peerDir")
+        dict["someRemovedOption"] = 3
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: dict), as: UTF8.self)
+        let back = try TrainConfig.decode(json: json)
+        XCTAssertEqual(back.model, "mlp")
+        XCTAssertEqual(back.weightDecayAfterBurnIn, TrainConfig().weightDecayAfterBurnIn)
+        XCTAssertThrowsError(try TrainConfig.decode(json: "[1]"))
+    }
+}

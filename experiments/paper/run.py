@@ -45,6 +45,11 @@ def configs(a):
         "codistill-2x2-every1000": (4, base + cod + ["--exchange-every", "1000"]),
         "codistill-2x2-same-data": (4, base + cod + ["--exchange-every", "50", "--data-split", "same"]),
         "sync-2-label-smoothing": (2, base + ["--label-smoothing", "0.1"]),
+        # Where codistillation did not win: a lighter distillation term, a longer burn-in, and
+        # Sodhani et al.'s relaxed weight decay after burn-in.
+        "codistill-2x2-weight0.5": (4, base + ["--groups", "2", "--burn-in", str(a.burn_in), "--distill-weight", "0.5", "--exchange-every", "50"]),
+        "codistill-2x2-burnin500": (4, base + ["--groups", "2", "--burn-in", "500", "--distill-weight", str(a.weight), "--exchange-every", "50"]),
+        "codistill-2x2-wd-after-burnin-1e-4": (4, base + cod + ["--exchange-every", "50", "--weight-decay-after-burn-in", "1e-4"]),
     }
 
 def read_metrics(path):
@@ -155,6 +160,9 @@ def main():
             lines += [f"![{tag}](experiments/{tag}.png)", ""]
         else:
             lines += [f"(curves for {tag} not drawn: matplotlib missing)", ""]
+    findings = os.path.join(os.path.dirname(__file__), "FINDINGS.md")
+    if os.path.exists(findings):
+        lines += [open(findings).read()]
     with open(a.doc, "w") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote {a.doc}")
