@@ -31,4 +31,6 @@ static inline int cd_mpi_lock_shared(void) { return MPI_LOCK_SHARED; }
 static inline int cd_mpi_undefined(void) { return MPI_UNDEFINED; }
 static inline int cd_mpi_success(void) { return MPI_SUCCESS; }
 static inline int cd_mpi_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
+static inline int cd_mpi_any_source(void) { return MPI_ANY_SOURCE; }
+static inline int cd_mpi_any_tag(void) { return MPI_ANY_TAG; }
 #endif

@@ -127,6 +127,14 @@ public final class Communicator {
 
     public func barrier() { if size > 1 { MPI_Barrier(comm) } }
 
+    /// A cheap call into the MPI library so it can make progress on one-sided requests that
+    /// target this rank (over TCP a passive target progresses only inside MPI calls; a group of
+    /// one rank has no collectives of its own that would do it).
+    public func poke() {
+        var flag: Int32 = 0
+        MPI_Iprobe(cd_mpi_any_source(), cd_mpi_any_tag(), comm, &flag, cd_mpi_status_ignore())
+    }
+
     /// Collective error agreement: every rank passes its own failure (or nil); if any rank failed,
     /// all throw, and the message of the lowest failing rank is the one returned everywhere, so
     /// exactly one rank (rank 0 of this communicator) needs to print it and every rank can exit

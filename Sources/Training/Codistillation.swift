@@ -70,6 +70,11 @@ final class Codistillation {
         return Peer(name: name, leaderRank: leaderRank, model: model, store: ParameterStore(model: model, seed: 0))
     }
 
+    /// Called every step: lets MPI progress peers' reads of our window (see Communicator.poke).
+    func progress() {
+        if case .rma = transport, group.size == 1 { world.poke() }
+    }
+
     /// Collective over the world for RMA windows: call once on every rank at the end.
     func close() {
         if case .rma(let window) = transport { window.free() }

@@ -131,6 +131,7 @@ public final class Trainer {
             if let codistill, step >= config.burnIn, (step - config.burnIn) % config.exchangeEvery == 0 {
                 exchangeSeconds += codistill.exchange(step: step, store: store)
             }
+            codistill?.progress()
             let (images, labels) = builder.batch(indices: plan.indices(step: step), step: step)
             store.zeroGrad()
             let logits = model(images)
