@@ -13,10 +13,10 @@ struct BenchScaling: ParsableCommand {
         abstract: "Samples/s with 1 and 2 ranks (mpirun), and the time spent in allreduce.")
     @Option(help: "Model.") var model = "cnn"
     @Option(help: "Batch per rank.") var batch = 128
-    @Option(help: "Timed steps.") var steps = 30
+    @Option(help: "Timed steps per run.") var steps = 60
     @Option(help: "Rank counts to measure, comma-separated.") var ranks = "1,2"
     @Option(help: "mpirun to use.") var mpirun = "mpirun"
-    @Option(help: "Runs per rank count, alternating; the median is reported (this machine may be shared).") var repeats = 3
+    @Option(help: "Runs per rank count, alternating; the median is reported (this machine may be shared).") var repeats = 7
 
     func run() throws {
         let counts = ranks.split(separator: ",").compactMap { Int($0) }
