@@ -21,7 +21,8 @@ final class Codistillation {
     /// How snapshots travel: MPI one-sided windows inside one job, or files in a shared directory.
     enum Transport {
         case rma(PeerWindow)
-        case files(FileExchange)
+        /// nil on ranks that are not their group's leader: only leaders touch the directory.
+        case files(FileExchange?)
     }
 
     let config: TrainConfig
@@ -50,7 +51,7 @@ final class Codistillation {
             if config.groups > 1 { name += "-group-\(groupIndex)" }
             let files = group.rank == 0
                 ? try FileExchange(directory: config.peerDir, name: name, spec: spec, configJSON: config.json, log: log) : nil
-            transport = .files(files ?? FileExchange.placeholder)
+            transport = .files(files)
         } else {
             transport = .rma(try PeerWindow(world: world, payloadCount: payload, exposes: group.rank == 0))
             let perGroup = world.size / config.groups
@@ -99,7 +100,8 @@ final class Codistillation {
                     peers[i].step = snap.step
                     fresh[i] = 1
                 }
-            case .files(let files):
+            case .files(let exchange):
+                guard let files = exchange else { break }
                 files.publish(store: store, step: step)
                 for name in files.peerNames() where !peers.contains(where: { $0.name == name }) {
                     if let p = try? makePeer(name: name, leaderRank: -1) { peers.append(p); fresh.append(0) }

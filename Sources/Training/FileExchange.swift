@@ -17,12 +17,6 @@ final class FileExchange {
     private var warned = Set<String>()
     let log: (String) -> Void
 
-    /// Stands in on ranks that are not their group's leader (they never touch files).
-    static let placeholder = FileExchange(unusedOnNonLeaders: ())
-    private init(unusedOnNonLeaders: Void) {
-        directory = ""; name = ""; spec = ModelSpec(name: "", inputShape: [], classes: 0); configJSON = ""; log = { _ in }
-    }
-
     init(directory: String, name: String, spec: ModelSpec, configJSON: String, log: @escaping (String) -> Void) throws {
         self.directory = directory; self.name = name; self.spec = spec; self.configJSON = configJSON; self.log = log
         do {
