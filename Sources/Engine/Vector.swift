@@ -84,6 +84,25 @@ public enum Vector {
         }
     }
 
+    /// dst[i] += src[i]
+    @inline(__always)
+    public static func addInPlace(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+        var i = 0
+        while i + 16 <= n { store(load(dst + i) + load(src + i), dst + i); i += 16 }
+        while i < n { dst[i] += src[i]; i += 1 }
+    }
+
+    /// out[i] = a * x[i] + b, or out[i] += a * x[i] + b when `accumulate`.
+    @inline(__always)
+    public static func affineInto(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int,
+                                  scale a: Float, shift b: Float, accumulate: Bool) {
+        guard accumulate else { affine(x, out, n, scale: a, shift: b, relu: false); return }
+        let va = V(repeating: a), vb = V(repeating: b)
+        var i = 0
+        while i + 16 <= n { store(load(out + i) + load(x + i) * va + vb, out + i); i += 16 }
+        while i < n { out[i] += x[i] * a + b; i += 1 }
+    }
+
     /// out[i] (+)= a * g[i] + b * x[i] + c, with g = dy masked by y <= 0 when `mask` is given.
     @inline(__always)
     public static func axpbypc(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, mask y: UnsafePointer<Float>?,

@@ -74,6 +74,14 @@ public final class BatchNorm: Module {
                          runningMean: runningMean.tensor, runningVar: runningVar.tensor,
                          training: training, momentum: momentum, eps: eps, fusedReLU: fusedReLU)
     }
+    /// maxPool2d(relu(self(x)), 2) in one fused pass (see batchNormReLUMaxPool2x2).
+    public func forwardReLUMaxPool2x2(_ x: Tensor) -> Tensor {
+        if capturesInputMoments { inputMoments = batchMoments(x) }
+        if training { numBatchesTracked += 1 }
+        return batchNormReLUMaxPool2x2(x, weight: weight.tensor, bias: bias.tensor,
+                                       runningMean: runningMean.tensor, runningVar: runningVar.tensor,
+                                       training: training, momentum: momentum, eps: eps)
+    }
     public func clearInputMoments() { inputMoments = nil }
 }
 
@@ -101,6 +109,8 @@ public final class MaxPool2d: Module {
         self.kernel = kernel; self.stride = stride ?? kernel; self.padding = padding
     }
     override public func forward(_ x: Tensor) -> Tensor { maxPool2d(x, kernel: kernel, stride: stride, padding: padding) }
+    /// 2x2 windows, stride 2, no padding: the case batch norm and ReLU can fuse into.
+    public var isPlain2x2: Bool { kernel == 2 && stride == 2 && padding == 0 }
 }
 
 public final class AvgPool2d: Module {
@@ -138,7 +148,8 @@ public final class Dropout: Module {
 
 /// Layers applied in order, named "0", "1", ... like torch.nn.Sequential.
 /// A BatchNorm directly followed by a ReLU runs as one fused pass (same result, one fewer
-/// pass over the activation and one fewer tensor).
+/// pass over the activation and one fewer tensor); BatchNorm, ReLU, MaxPool2d(2) runs as one
+/// pass that writes only the pooled output.
 public final class Sequential: Module {
     public let layers: [Module]
     public init(_ layers: [Module]) { self.layers = layers }
@@ -148,7 +159,11 @@ public final class Sequential: Module {
         var h = x
         var i = 0
         while i < layers.count {
-            if let bn = layers[i] as? BatchNorm, i + 1 < layers.count, layers[i + 1] is ReLU {
+            if let bn = layers[i] as? BatchNorm, i + 2 < layers.count, layers[i + 1] is ReLU,
+               let pool = layers[i + 2] as? MaxPool2d, pool.isPlain2x2, h.rank == 4 {
+                h = bn.forwardReLUMaxPool2x2(h)
+                i += 3
+            } else if let bn = layers[i] as? BatchNorm, i + 1 < layers.count, layers[i + 1] is ReLU {
                 h = bn.forward(h, fusedReLU: true)
                 i += 2
             } else {

@@ -77,6 +77,53 @@ final class OpGradientTests: XCTestCase {
         }
     }
 
+    func testBatchNormReLUMaxPoolGradients() {
+        // Distinct inputs (no pooling ties); one channel with a negative scale; odd H and W, whose
+        // last row and column take no part in pooling but still in batch norm.
+        for shape in [[2, 3, 6, 4], [3, 2, 5, 7]] {
+            let c = shape[1]
+            let x = distinct(shape, seed: 33), b = input([c], seed: 34, low: -0.3, high: 0.3)
+            let g = input([c], seed: 35, low: 0.5, high: 1.5)
+            g.data[0] = -g.data[0]
+            let rm = Tensor.uniform([c], low: -0.2, high: 0.2, seed: 36), rv = Tensor.uniform([c], low: 0.5, high: 2, seed: 37)
+            assertGrad([x, g, b], h: 1e-3) {
+                batchNormReLUMaxPool2x2(x, weight: g, bias: b, runningMean: nil, runningVar: nil, training: true)
+            }
+            assertGrad([x, g, b], h: 1e-3) {
+                batchNormReLUMaxPool2x2(x, weight: g, bias: b, runningMean: rm, runningVar: rv, training: false)
+            }
+        }
+    }
+
+    /// The fused op must be the unfused chain: same outputs bit for bit, same running statistics,
+    /// same gradients up to summation order, and accumulation into existing gradients.
+    func testBatchNormReLUMaxPoolMatchesUnfusedChain() {
+        for training in [true, false] {
+            let shape = [4, 3, 9, 8]
+            let seedOut = Tensor.uniform([4, 3, 4, 4], seed: 39).array
+            func run(fused: Bool) -> (y: [Float], grads: [[Float]], running: [Float]) {
+                let x = input(shape, seed: 38), g = input([3], seed: 40, low: -1.5, high: 1.5)
+                let b = input([3], seed: 41)
+                let rm = Tensor.uniform([3], low: -0.2, high: 0.2, seed: 42), rv = Tensor.uniform([3], low: 0.5, high: 2, seed: 43)
+                // An existing gradient on x exercises the accumulate path.
+                let (gx, _) = x.gradForWrite(); for i in 0..<x.count { gx[i] = 0.25 }
+                let y = fused
+                    ? batchNormReLUMaxPool2x2(x, weight: g, bias: b, runningMean: rm, runningVar: rv, training: training)
+                    : maxPool2d(relu(batchNorm(x, weight: g, bias: b, runningMean: rm, runningVar: rv, training: training)), kernel: 2)
+                Tape.current.backward(y, seed: seedOut)
+                return (y.array, [x.gradArray!, g.gradArray!, b.gradArray!], rm.array + rv.array)
+            }
+            let fused = run(fused: true), plain = run(fused: false)
+            XCTAssertEqual(fused.y, plain.y, "training \(training)")
+            XCTAssertEqual(fused.running, plain.running)
+            for (a, e) in zip(fused.grads, plain.grads) {
+                let scale = e.map(abs).max()!
+                let worst = zip(a, e).map { abs($0 - $1) }.max()!
+                XCTAssertLessThanOrEqual(worst, 1e-5 * max(scale, 1), "training \(training)")
+            }
+        }
+    }
+
     func testBatchMoments() {
         let x = input([3, 4, 2, 3], seed: 40)
         assertGrad([x]) { batchMoments(x).mean }
