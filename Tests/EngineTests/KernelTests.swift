@@ -43,7 +43,8 @@ final class KernelTests: XCTestCase {
     func testConvMatchesNaiveLoops() {
         let configs = [(1, 3, 7, 5, 4, 3, 1, 0), (1, 3, 7, 5, 4, 3, 1, 1), (2, 3, 7, 5, 4, 3, 2, 2),
                        (3, 2, 9, 9, 5, 3, 2, 1), (2, 5, 6, 7, 3, 1, 1, 0), (2, 4, 7, 7, 6, 1, 2, 0),
-                       (1, 1, 28, 28, 32, 3, 1, 1), (2, 2, 5, 5, 3, 5, 1, 2), (1, 2, 4, 4, 2, 4, 2, 1)]
+                       (1, 1, 28, 28, 32, 3, 1, 1), (2, 2, 5, 5, 3, 5, 1, 2), (1, 2, 4, 4, 2, 4, 2, 1),
+                       (2, 32, 14, 14, 64, 3, 1, 1), (1, 2, 6, 5, 3, 2, 1, 0)]
         for (i, c) in configs.enumerated() {
             let seed = UInt64(100 + i)
             let x = Tensor.uniform([c.0, c.1, c.2, c.3], seed: seed, requiresGrad: true)
@@ -57,6 +58,21 @@ final class KernelTests: XCTestCase {
             assertClose(x.gradArray!, ref.dx, 1e-5, "conv dx \(c)")
             assertClose(w.gradArray!, ref.dw, 1e-5, "conv dw \(c)")
             assertClose(b.gradArray!, ref.db, 1e-5, "conv db \(c)")
+        }
+    }
+
+    /// Two convolutions of the same input: the second backward accumulates into dx and dW.
+    func testConvAccumulatesGradients() {
+        for (stride, padding) in [(1, 1), (2, 1), (1, 0)] {
+            let x = Tensor.uniform([2, 3, 7, 6], seed: 150, requiresGrad: true)
+            let w = Tensor.uniform([4, 3, 3, 3], seed: 151, requiresGrad: true)
+            let y1 = conv2d(x, w, nil, stride: stride, padding: padding)
+            let y2 = conv2d(x, w, nil, stride: stride, padding: padding)
+            let dy = Tensor.uniform(y1.shape, seed: 152).array
+            Tape.current.backward(add(y1, y2), seed: dy)
+            let ref = naiveConv(x: x, w: w, b: nil, dy: dy, stride: stride, padding: padding)
+            assertClose(x.gradArray!, ref.dx.map { 2 * $0 }, 1e-5, "accumulated dx, stride \(stride) padding \(padding)")
+            assertClose(w.gradArray!, ref.dw.map { 2 * $0 }, 1e-5, "accumulated dW, stride \(stride) padding \(padding)")
         }
     }
 

@@ -1,7 +1,8 @@
 /// 2-D convolution, NCHW input [N, C, H, W], weight [O, C, kh, kw] (PyTorch's OIHW), optional bias [O].
 ///
 /// Lowered to GEMM per sample: im2col builds [C*kh*kw, Ho*Wo] and out_n = W * col (+ b).
-/// A 1x1 stride-1 unpadded convolution skips im2col (the input already is the column matrix).
+/// A 1x1 stride-1 unpadded convolution skips im2col (the input already is the column matrix);
+/// other stride-1 convolutions take the padded-width path of ConvStride1.swift.
 /// Backward recomputes im2col instead of keeping the columns: one cheap pass against a
 /// C*kh*kw-fold larger saved activation.
 public func conv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: Int = 1, padding: Int = 0) -> Tensor {
@@ -14,6 +15,7 @@ public func conv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: Int = 1, padd
     let ckk = g.c * g.kh * g.kw, hw = g.ho * g.wo
     let direct = g.isPointwise
     FlopCounter.forwardFLOPs += 2 * g.n * g.o * hw * ckk
+    if g.stride == 1 && !direct { return conv2dStride1(x, w, b, g) }
     let col: UnsafeMutablePointer<Float>? = direct ? nil : BufferPool.take(ckk * hw)
     defer { if let col { BufferPool.give(col, ckk * hw) } }
 
