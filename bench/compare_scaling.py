@@ -6,7 +6,7 @@
 For each rank count R, runs (alternating which system goes first from one rank
 count to the next)
 
-    PATH bench scaling --ranks R --batch 128 --steps 30        (mpirun inside)
+    PATH bench scaling --method runs --ranks R --batch 128 --steps 30   (mpirun inside)
     .venv-bench/bin/python bench/torch_ddp.py --ranks R --batch 128 --steps 30
 
 and prints one Markdown table on stdout: samples/s of both systems, speed-up
@@ -144,7 +144,7 @@ def main() -> int:
         return 1
 
     systems = {
-        "codistill": (lambda r: [codistill, "bench", "scaling", "--ranks", str(r),
+        "codistill": (lambda r: [codistill, "bench", "scaling", "--method", "runs", "--ranks", str(r),
                                  "--batch", str(args.batch), "--steps", str(args.steps)],
                       ("samples_per_s", "step_ms", "allreduce_ms")),
     }

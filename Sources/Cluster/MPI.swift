@@ -127,6 +127,20 @@ public final class Communicator {
 
     public func barrier() { if size > 1 { MPI_Barrier(comm) } }
 
+    /// A barrier that sleeps while it waits instead of spinning (MPI_Ibarrier, tested every
+    /// `pollMicroseconds`): a rank with nothing to do leaves its core to the ranks that work.
+    public func sleepingBarrier(pollMicroseconds: UInt32 = 200) {
+        guard size > 1 else { return }
+        var request = cd_mpi_request_null()
+        MPI_Ibarrier(comm, &request)
+        var done: Int32 = 0
+        while true {
+            MPI_Test(&request, &done, cd_mpi_status_ignore())
+            if done != 0 { return }
+            usleep(pollMicroseconds)
+        }
+    }
+
     /// A cheap call into the MPI library so it can make progress on one-sided requests that
     /// target this rank (over TCP a passive target progresses only inside MPI calls; a group of
     /// one rank has no collectives of its own that would do it).

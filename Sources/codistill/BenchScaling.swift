@@ -7,53 +7,91 @@ import Training
 
 /// `codistill bench scaling`: samples/s of `cnn` training (synthetic Fashion-MNIST-shaped data,
 /// batch per rank fixed) with 1 and 2 ranks, and the share of step time spent in the fused
-/// allreduce. Launches `mpirun -np R codistill bench scaling-worker` for each R.
+/// allreduce.
+///
+/// Two methods:
+/// - `interleaved` (default): one `mpirun -np 2` job alternates short blocks of steps: rank 0
+///   training alone, rank 1 training alone (the idle rank sleeps, leaving its core free), then
+///   both ranks training together with the allreduce. Both figures sample the same minutes of the
+///   host, so a shared machine whose speed drifts (this one's per-step time moves between ~95
+///   and ~240 ms within seconds) cannot favour either side.
+/// - `runs`: separate `mpirun -np R` jobs per rank count, alternating, median of `--repeats`.
 struct BenchScaling: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "scaling",
         abstract: "Samples/s with 1 and 2 ranks (mpirun), and the time spent in allreduce.")
     @Option(help: "Model.") var model = "cnn"
     @Option(help: "Batch per rank.") var batch = 128
-    @Option(help: "Timed steps per run.") var steps = 60
-    @Option(help: "Rank counts to measure, comma-separated.") var ranks = "1,2"
+    @Option(help: "interleaved (1- and 2-rank blocks alternate in one job) or runs (separate jobs).") var method = "interleaved"
+    @Option(help: "interleaved: cycles (each: a solo block per rank, then a 2-rank block).") var cycles = 12
+    @Option(help: "interleaved: steps per block.") var block = 10
+    @Option(help: "runs: timed steps per run.") var steps = 60
+    @Option(help: "runs: rank counts to measure, comma-separated.") var ranks = "1,2"
+    @Option(help: "runs: runs per rank count, alternating; the median is reported.") var repeats = 7
     @Option(help: "mpirun to use.") var mpirun = "mpirun"
-    @Option(help: "Runs per rank count, alternating; the median is reported (this machine may be shared).") var repeats = 7
 
     func run() throws {
+        switch method {
+        case "interleaved": try runInterleaved()
+        case "runs": try runSeparate()
+        default: throw ValidationError("--method must be interleaved or runs, got '\(method)'")
+        }
+    }
+
+    func runInterleaved() throws {
+        let o = try launch(ranks: 2, ["--interleaved", "--cycles", String(cycles), "--block", String(block)])
+        print("\n| 1 rank samples/s | 2 ranks samples/s | speed-up | per-cycle speed-up (min / median / max) | 2-rank step ms | allreduce ms | allreduce share | waiting for slower rank ms |")
+        print("|---:|---:|---:|---|---:|---:|---:|---:|")
+        do {
+            let d = { (k: String) in (o[k] as? Double) ?? 0 }
+            print(String(format: "| %.1f | %.1f | %.2fx | %.2f / %.2f / %.2f | %.1f | %.2f | %.2f%% | %.2f |",
+                         d("solo_samples_per_s"), d("samples_per_s"), d("speedup"),
+                         d("cycle_speedup_min"), d("cycle_speedup_median"), d("cycle_speedup_max"),
+                         d("step_ms"), d("allreduce_ms"), 100 * d("allreduce_ms") / max(d("step_ms"), 1e-9), d("wait_ms")))
+        }
+    }
+
+    func runSeparate() throws {
         let counts = ranks.split(separator: ",").compactMap { Int($0) }
-        var runs: [Int: [[String: Double]]] = [:]
+        var runs: [Int: [[String: Any]]] = [:]
         for _ in 0..<max(1, repeats) { for r in counts {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = [mpirun, "-np", String(r), "--bind-to", "core", CommandLine.arguments[0], "bench", "scaling-worker",
-                           "--model", model, "--batch", String(batch), "--steps", String(steps)]
-            var env = ProcessInfo.processInfo.environment
-            if getuid() == 0 { env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1" }
-            p.environment = env
-            let out = Pipe()
-            p.standardOutput = out
-            try p.run()
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            guard p.terminationStatus == 0,
-                  let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last(where: { $0.hasPrefix("{") }),
-                  let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Double] else {
-                throw ValidationError("the \(r)-rank run failed (exit \(p.terminationStatus)); run it by hand: \(p.arguments!.joined(separator: " "))")
-            }
-            print(line)
-            runs[r, default: []].append(obj)
+            runs[r, default: []].append(try launch(ranks: r, ["--steps", String(steps)]))
         } }
         // The run with the median throughput stands for each rank count.
-        let rows = counts.map { r -> (Int, [String: Double]) in
-            let sorted = runs[r]!.sorted { $0["samples_per_s"]! < $1["samples_per_s"]! }
+        let rows = counts.map { r -> (Int, [String: Any]) in
+            let sorted = runs[r]!.sorted { ($0["samples_per_s"] as! Double) < ($1["samples_per_s"] as! Double) }
             return (r, sorted[sorted.count / 2])
         }
-        let base = rows.first?.1["samples_per_s"] ?? 1
+        let base = (rows.first?.1["samples_per_s"] as? Double) ?? 1
         print("\n| ranks | samples/s | speed-up | step ms | allreduce ms | allreduce share | waiting for slower rank ms |")
         print("|---:|---:|---:|---:|---:|---:|---:|")
         for (r, o) in rows {
-            print(String(format: "| %d | %.1f | %.2fx | %.1f | %.2f | %.2f%% | %.2f |", r, o["samples_per_s"]!, o["samples_per_s"]! / base,
-                         o["step_ms"]!, o["allreduce_ms"]!, 100 * o["allreduce_ms"]! / o["step_ms"]!, o["wait_ms"] ?? 0))
+            let d = { (k: String) in (o[k] as? Double) ?? 0 }
+            print(String(format: "| %d | %.1f | %.2fx | %.1f | %.2f | %.2f%% | %.2f |", r, d("samples_per_s"), d("samples_per_s") / base,
+                         d("step_ms"), d("allreduce_ms"), 100 * d("allreduce_ms") / max(d("step_ms"), 1e-9), d("wait_ms")))
         }
+    }
+
+    /// Runs one worker job and returns its JSON line (also echoed).
+    func launch(ranks r: Int, _ extra: [String]) throws -> [String: Any] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [mpirun, "-np", String(r), "--bind-to", "core", CommandLine.arguments[0], "bench", "scaling-worker",
+                       "--model", model, "--batch", String(batch)] + extra
+        var env = ProcessInfo.processInfo.environment
+        if getuid() == 0 { env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1" }
+        p.environment = env
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0,
+              let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last(where: { $0.hasPrefix("{") }),
+              let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+            throw ValidationError("the \(r)-rank run failed (exit \(p.terminationStatus)); run it by hand: \(p.arguments!.joined(separator: " "))")
+        }
+        print(line)
+        return obj
     }
 }
 
@@ -64,37 +102,95 @@ struct BenchScalingWorker: ParsableCommand {
     @Option var batch = 128
     @Option var steps = 30
     @Option var warmup = 3
+    @Flag(help: "Alternate solo blocks (one rank alone) and group blocks in this one job.") var interleaved = false
+    @Option var cycles = 12
+    @Option var block = 10
+    @Option(help: "Write each rank's per-step samples, compute and wait times (ms) to PATH.rankN (diagnosis).") var trace: String?
 
     func run() throws {
         let world = MPIRuntime.start()
         defer { MPIRuntime.finish() }
         BLAS.setThreads(1)
-        let net = try Models.make(ModelSpec(name: model, inputShape: [1, 28, 28], classes: 10))
-        let store = ParameterStore(model: net, seed: 0)
-        let sgd = SGD(store: store, momentum: 0.9, weightDecay: 5e-4)
-        let sync = GradientSync(store: store, group: world)
-        let xs = (0..<4).map { Tensor.normal([batch, 1, 28, 28], seed: UInt64(100 + 10 * world.rank + $0)) }
-        let ys: [[Int]] = (0..<4).map { b in
-            var rng = RandomGenerator(seed: UInt64(200 + 10 * world.rank + b))
-            return (0..<batch).map { _ in rng.int(below: 10) }
+        var bench = try ScalingBench(model: model, batch: batch, world: world)
+        if interleaved {
+            try bench.interleaved(cycles: cycles, block: block, warmup: warmup)
+        } else {
+            try bench.separate(steps: steps, warmup: warmup)
         }
-        // The barrier before the allreduce separates waiting for the slower rank (load imbalance,
-        // noisy neighbours) from the cost of the reduction itself.
-        var allreduce = 0.0, waiting = 0.0
-        var start = 0.0
-        for i in 0..<(warmup + steps) {
-            if i == warmup { world.barrier(); start = wallTime(); allreduce = 0; waiting = 0 }
-            store.zeroGrad()
-            let loss = crossEntropy(net(xs[i % 4]), labels: ys[i % 4])
-            Tape.current.backward(loss)
-            store.finalizeGradients()
-            let t0 = wallTime()
+        if let trace {
+            try (["step samples compute_ms wait_ms"] + bench.traceLines).joined(separator: "\n")
+                .write(toFile: "\(trace).rank\(world.rank)", atomically: true, encoding: .utf8)
+        }
+    }
+}
+
+/// The training steps `bench scaling` times: the cnn (or --model) on four fixed synthetic group
+/// batches, cycled; each rank copies out its slice.
+struct ScalingBench {
+    let world: Communicator
+    let batch: Int
+    let net: Module
+    let store: ParameterStore
+    let sgd: SGD
+    let sync: GradientSync
+    let xs: [Tensor]
+    let ys: [[Int]]
+    let sampleSize = 28 * 28
+    var traceLines: [String] = []
+    var stepIndex = 0
+
+    init(model: String, batch: Int, world: Communicator) throws {
+        self.world = world
+        self.batch = batch
+        net = try Models.make(ModelSpec(name: model, inputShape: [1, 28, 28], classes: 10))
+        store = ParameterStore(model: net, seed: 0)
+        sgd = SGD(store: store, momentum: 0.9, weightDecay: 5e-4)
+        sync = GradientSync(store: store, group: world)
+        let groupBatch = batch * world.size
+        xs = (0..<4).map { Tensor.normal([groupBatch, 1, 28, 28], seed: UInt64(100 + $0)) }
+        ys = (0..<4).map { b in
+            var rng = RandomGenerator(seed: UInt64(200 + b))
+            return (0..<groupBatch).map { _ in rng.int(below: 10) }
+        }
+    }
+
+    /// One step. `together`: the group step (this rank's slice of the group batch, then the
+    /// allreduce); otherwise this rank alone on `batch` samples. Returns (samples, compute s, wait s, allreduce s).
+    mutating func step(together: Bool) -> (samples: Int, compute: Double, wait: Double, allreduce: Double) {
+        let start = wallTime()
+        let slice = together ? (world.rank * batch)..<((world.rank + 1) * batch) : 0..<batch
+        let images = Tensor(uninitialized: [slice.count, 1, 28, 28])
+        let source = xs[stepIndex % 4], labels = Array(ys[stepIndex % 4][slice])
+        images.data.update(from: source.data + slice.lowerBound * sampleSize, count: slice.count * sampleSize)
+        stepIndex += 1
+        store.zeroGrad()
+        let loss = crossEntropy(net(images), labels: labels)
+        Tape.current.backward(loss)
+        store.finalizeGradients()
+        let t0 = wallTime()
+        var t1 = t0, t2 = t0
+        if together {
+            // The barrier separates waiting for the slower rank (load imbalance, noisy neighbours)
+            // from the cost of the reduction itself.
             world.barrier()
-            let t1 = wallTime()
+            t1 = wallTime()
             _ = sync.average(scalars: [Double(loss.scalar)])
-            allreduce += wallTime() - t1
-            waiting += t1 - t0
-            sgd.step(lr: 0.05)
+            t2 = wallTime()
+        }
+        sgd.step(lr: 0.05)
+        traceLines.append(String(format: "%d %d %.3f %.3f", stepIndex, slice.count, 1000 * (t0 - start), 1000 * (t1 - t0)))
+        return (slice.count, t0 - start, t1 - t0, t2 - t1)
+    }
+
+    /// Separate-jobs method: `steps` group steps on every rank.
+    mutating func separate(steps: Int, warmup: Int) throws {
+        for _ in 0..<warmup { _ = step(together: true) }
+        world.barrier()
+        let start = wallTime()
+        var allreduce = 0.0, waiting = 0.0
+        for _ in 0..<steps {
+            let r = step(together: true)
+            allreduce += r.allreduce; waiting += r.wait
         }
         world.barrier()
         let elapsed = wallTime() - start
@@ -102,7 +198,52 @@ struct BenchScalingWorker: ParsableCommand {
         if world.rank == 0 {
             let sps = Double(batch * steps * world.size) / elapsed
             print(String(format: "{\"ranks\":%d,\"samples_per_s\":%.2f,\"step_ms\":%.3f,\"allreduce_ms\":%.4f,\"wait_ms\":%.4f}",
-                         world.size, sps, 1000 * elapsed / Double(steps), 1000 * sums[0] / Double(steps), 1000 * sums[1] / Double(steps)))
+                         world.size, sps, 1000 * elapsed / Double(steps),
+                         1000 * sums[0] / Double(steps), 1000 * sums[1] / Double(steps)))
         }
+    }
+
+    /// Interleaved method: per cycle, each rank trains `block` steps alone while the others sleep,
+    /// then all train `block` steps together. Cycle 0 is warm-up.
+    mutating func interleaved(cycles: Int, block: Int, warmup: Int) throws {
+        for _ in 0..<warmup { _ = step(together: true); _ = step(together: false) }
+        var soloSeconds = [Double](), groupSeconds = [Double]()
+        var allreduce = 0.0, waiting = 0.0
+        for cycle in 0...cycles {
+            var solo = 0.0
+            for r in 0..<world.size {
+                if world.rank == r {
+                    let t = wallTime()
+                    for _ in 0..<block { _ = step(together: false) }
+                    solo += wallTime() - t
+                }
+                world.sleepingBarrier()
+            }
+            world.barrier()
+            let t = wallTime()
+            var ar = 0.0, wt = 0.0
+            for _ in 0..<block {
+                let s = step(together: true)
+                ar += s.allreduce; wt += s.wait
+            }
+            world.barrier()
+            let together = wallTime() - t
+            if cycle == 0 { continue }
+            // Every rank ran one solo block: the cycle's mean solo block time.
+            soloSeconds.append(world.allreduceSum([solo])[0] / Double(world.size))
+            groupSeconds.append(together)
+            let sums = world.allreduceSum([ar, wt])
+            allreduce += sums[0] / Double(world.size); waiting += sums[1] / Double(world.size)
+        }
+        guard world.rank == 0 else { return }
+        let blockSamples = Double(block * batch)
+        let soloRate = blockSamples * Double(cycles) / soloSeconds.reduce(0, +)
+        let groupRate = blockSamples * Double(world.size) * Double(cycles) / groupSeconds.reduce(0, +)
+        let perCycle = zip(soloSeconds, groupSeconds).map { Double(world.size) * $0 / $1 }.sorted()
+        let steps = Double(cycles * block)
+        print(String(format: "{\"ranks\":%d,\"method\":\"interleaved\",\"solo_samples_per_s\":%.2f,\"samples_per_s\":%.2f,\"speedup\":%.4f,\"cycle_speedup_min\":%.3f,\"cycle_speedup_median\":%.3f,\"cycle_speedup_max\":%.3f,\"step_ms\":%.3f,\"allreduce_ms\":%.4f,\"wait_ms\":%.4f}",
+                     world.size, soloRate, groupRate, groupRate / soloRate,
+                     perCycle.first!, perCycle[perCycle.count / 2], perCycle.last!,
+                     1000 * groupSeconds.reduce(0, +) / steps, 1000 * allreduce / steps, 1000 * waiting / steps))
     }
 }
