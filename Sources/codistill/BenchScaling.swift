@@ -138,6 +138,8 @@ struct ScalingBench {
     let sampleSize = 28 * 28
     var traceLines: [String] = []
     var stepIndex = 0
+    /// CODISTILL_SPIN_WAIT=1 measures the spinning wait (MPI's own) for comparison.
+    let spinWhileWaiting = ProcessInfo.processInfo.environment["CODISTILL_SPIN_WAIT"] == "1"
 
     init(model: String, batch: Int, world: Communicator) throws {
         self.world = world
@@ -146,6 +148,7 @@ struct ScalingBench {
         store = ParameterStore(model: net, seed: 0)
         sgd = SGD(store: store, momentum: 0.9, weightDecay: 5e-4)
         sync = GradientSync(store: store, group: world)
+        sync.sleepWhileWaiting = !spinWhileWaiting
         let groupBatch = batch * world.size
         xs = (0..<4).map { Tensor.normal([groupBatch, 1, 28, 28], seed: UInt64(100 + $0)) }
         ys = (0..<4).map { b in
@@ -172,7 +175,8 @@ struct ScalingBench {
         if together {
             // The barrier separates waiting for the slower rank (load imbalance, noisy neighbours)
             // from the cost of the reduction itself.
-            world.barrier()
+            // Asleep, as GradientSync waits (see there); its own barrier then passes at once.
+            if spinWhileWaiting { world.barrier() } else { world.sleepingBarrier(pollMicroseconds: 50) }
             t1 = wallTime()
             _ = sync.average(scalars: [Double(loss.scalar)])
             t2 = wallTime()

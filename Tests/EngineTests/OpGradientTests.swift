@@ -203,6 +203,29 @@ final class OpGradientTests: XCTestCase {
         XCTAssertEqual(same.scalar, 0, accuracy: 1e-6)
     }
 
+    func testDataFreeOps() {
+        let x = input([3, 4], seed: 70)
+        assertGrad([x]) { distanceL2(x, to: (0..<12).map { Float($0) * 0.05 - 0.3 }) }
+        XCTAssertEqual(withNoGrad { distanceL2(Tensor([3, 4], shape: [2]), to: [0, 0]) }.scalar, 5)
+        let img = input([3, 2, 5, 4], seed: 71)
+        // Shifts inside, at and beyond the border (a whole sample shifted out is all zeros).
+        assertGrad([img]) { translate(img, shifts: [(1, -2), (0, 0), (-3, 3)]) }
+        let out = withNoGrad { translate(img, shifts: [(1, -2), (0, 0), (-5, 4)]) }
+        XCTAssertEqual(out[0 * 40 + 1 * 4 + 0], img[0 * 40 + 0 * 4 + 2])  // y[i, j] = x[i - dy, j - dx]
+        XCTAssertEqual(out[0 * 40 + 0 * 4 + 0], 0)
+        XCTAssertEqual(Array(out.array[40..<80]), Array(img.array[40..<80]))
+        XCTAssertTrue(out.array[80..<120].allSatisfy { $0 == 0 })
+        assertGrad([img]) { flipHorizontal(img, flips: [true, false, true]) }
+        let flipped = withNoGrad { flipHorizontal(img, flips: [true, false, true]) }
+        XCTAssertEqual(flipped[3], img[0])
+        XCTAssertEqual(flipped[43], img[43])
+        assertGrad([img]) { channelAffine(img, scale: [2, -0.5], shift: [0.1, 0.3]) }
+        let s = input([4, 5], seed: 72), t = input([4, 5], seed: 73)
+        assertGrad([s, t]) { klDivergence(student: s, teacher: t, temperature: 2, rowWeights: [1, 0, 0.5, 1]) }
+        let weighted = withNoGrad { klDivergence(student: s, teacher: t, rowWeights: [1, 1, 1, 1]) }
+        XCTAssertEqual(weighted.scalar, withNoGrad { klDivergence(student: s, teacher: t) }.scalar)
+    }
+
     func testMSEAndL1() {
         let a = input([3, 4], seed: 130), b = input([3, 4], seed: 131)
         assertGrad([a, b]) { mseLoss(a, b) }

@@ -79,9 +79,12 @@ final class BadInputTests: XCTestCase {
                          "--resume", "auto"], mentions: ["mlp", "cnn"], untouched: dir + "/ck")
     }
 
-    func testUnfinishedCommandSaysSo() throws {
-        let r = try Harness.run(ranks: 0, ["synth"], timeout: 30)
-        XCTAssertNotEqual(r.status, 0)
-        XCTAssert(r.stderr.contains("not implemented yet"), r.output)
+    func testSynthBadInput() throws {
+        let dir = Harness.temporaryDirectory("synth-bad")
+        try assertFails(ranks: 0, ["synth", "--teacher", dir + "/absent.h5"], mentions: ["absent.h5"])
+        try Data(repeating: 3, count: 64).write(to: URL(fileURLWithPath: dir + "/garbage.h5"))
+        try assertFails(ranks: 0, ["synth", "--teacher", dir + "/garbage.h5"], mentions: ["garbage.h5"])
+        try assertFails(ranks: 0, ["synth", "--teacher", dir + "/garbage.h5", "--method", "dreaming"],
+                        mentions: ["dreaming", "fastdfkd", "deepinversion"])
     }
 }

@@ -94,9 +94,14 @@ public func softTargetCrossEntropy(_ logits: Tensor, targets: Tensor) -> Tensor 
 /// KL(softmax(teacher/T) || softmax(student/T)) * T^2, mean over rows (Hinton et al.; the T^2
 /// keeps gradient magnitudes independent of T). Differentiable in both arguments: the
 /// data-free generator's adversarial loss back-propagates through the teacher side too.
-public func klDivergence(student: Tensor, teacher: Tensor, temperature t: Float = 1) -> Tensor {
+/// `rowWeights` scale each row's term (FastDFKD's adversarial loss counts only the samples on
+/// which student and teacher agree); the mean still divides by the number of rows.
+public func klDivergence(student: Tensor, teacher: Tensor, temperature t: Float = 1, rowWeights: [Float]? = nil) -> Tensor {
     precondition(student.rank == 2 && student.shape == teacher.shape,
                  "klDivergence: student \(student.shape) vs teacher \(teacher.shape)")
+    precondition(rowWeights == nil || rowWeights!.count == student.shape[0],
+                 "klDivergence: \(rowWeights?.count ?? 0) row weights for \(student.shape[0]) rows")
+    let weights = rowWeights ?? [Float](repeating: 1, count: student.shape[0])
     let n = student.shape[0], k = student.shape[1]
     let logq = Tensor(uninitialized: student.shape), logp = Tensor(uninitialized: teacher.shape)
     logSoftmaxRows(student.data, rows: n, cols: k, temperature: t, into: logq.data)
@@ -110,15 +115,18 @@ public func klDivergence(student: Tensor, teacher: Tensor, temperature t: Float 
             s += Foundation.exp(logp.data[i]) * (logp.data[i] - logq.data[i])
         }
         rowKL[r] = s
-        total += Double(s)
+        total += Double(weights[r] * s)
     }
     let y = Tensor([Float(total / Double(n)) * t * t], shape: [1])
     if Tape.needsGrad(student, teacher) {
         Tape.record(y) { dy in
             let g = dy[0] * t / Float(n)
             if let (d, acc) = gradTarget(student) {
-                for i in 0..<student.count {
-                    put(d, i, g * (Foundation.exp(logq.data[i]) - Foundation.exp(logp.data[i])), acc)
+                for r in 0..<n {
+                    for j in 0..<k {
+                        let i = r * k + j
+                        put(d, i, g * weights[r] * (Foundation.exp(logq.data[i]) - Foundation.exp(logp.data[i])), acc)
+                    }
                 }
             }
             if let (d, acc) = gradTarget(teacher) {
@@ -126,7 +134,7 @@ public func klDivergence(student: Tensor, teacher: Tensor, temperature t: Float 
                     for j in 0..<k {
                         let i = r * k + j
                         let p = Foundation.exp(logp.data[i])
-                        put(d, i, g * p * (logp.data[i] - logq.data[i] - rowKL[r]), acc)
+                        put(d, i, g * weights[r] * p * (logp.data[i] - logq.data[i] - rowKL[r]), acc)
                     }
                 }
             }

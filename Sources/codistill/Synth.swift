@@ -1,0 +1,107 @@
+import ArgumentParser
+import Data
+import Engine
+import Foundation
+import Training
+
+/// `codistill synth`: data-free distillation from a teacher checkpoint (FastDFKD, or the
+/// DeepInversion baseline). Runs on one process; the teacher's real data is read only to
+/// evaluate the student.
+struct Synth: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "synth",
+        abstract: "Data-free distillation of a student from a teacher checkpoint (FastDFKD or DeepInversion).",
+        discussion: """
+        Each round synthesises one batch of images from the teacher alone and trains the student on all \
+        batches so far. FastDFKD adapts a meta-learned generator for a few --steps per batch; DeepInversion \
+        optimises pixels from noise for hundreds of --steps. Prints the synthesis time, the student's test \
+        accuracy (real test split, for evaluation only) and writes the student as a checkpoint.
+        """)
+
+    @Option(help: "Teacher checkpoint (.h5) written by codistill train.") var teacher: String
+    @Option(help: "Student model: mlp, cnn, resnet8, resnet20, wrn-16-1, wrn-16-2.") var student = "cnn"
+    @Option(help: "fastdfkd or deepinversion.") var method = "fastdfkd"
+    @Option(help: "Rounds (one synthesised batch each).") var rounds = 40
+    @Option(help: "Optimisation steps per synthesised batch (default: 5 for fastdfkd, 200 for deepinversion).") var steps: Int?
+    @Option(help: "Synthesised images per round.") var batch = 128
+    @Option(help: "Student steps per round.") var kdSteps = 20
+    @Option(help: "Student batch.") var kdBatch = 128
+    @Option(help: "Student learning rate (SGD, momentum 0.9, cosine).") var lr: Float = 0.05
+    @Option(help: "Distillation temperature.") var temperature: Float = 4
+    @Option(help: "Generator learning rate (fastdfkd) or pixel learning rate (deepinversion; default 0.05).") var synthesisLr: Float?
+    @Option(help: "Latent-code learning rate (fastdfkd).") var latentLr: Float = 0.01
+    @Option(help: "Generator width ngf (fastdfkd; the reference uses 64 for 32x32 colour images).") var generatorWidth = 32
+    @Option(help: "Weight of the BatchNorm-statistics loss.") var bnWeight: Float = 10
+    @Option(help: "Weight of the teacher's cross-entropy on the target classes.") var ceWeight: Float = 0.5
+    @Option(help: "Weight of the adversarial (student-teacher disagreement) term.") var advWeight: Float = 1
+    @Option(help: "Rounds before the adversarial term starts.") var advWarmup = 2
+    @Option(help: "Evaluate the student every this many rounds.") var evalEvery = 10
+    @Option(help: "Dataset for evaluation (default: the teacher's).") var data: String?
+    @Option(help: "Where to write the student checkpoint.") var out = "runs/synth/student.h5"
+    @Option(help: "Metrics file (JSON Lines), one row per round.") var metrics: String?
+    @Option(help: "Seed.") var seed: UInt64 = 1
+
+    func run() throws {
+        do { try synthesize() } catch {
+            fputs("codistill: error: \(error)\n", stderr)
+            throw ExitCode(1)
+        }
+    }
+
+    func synthesize() throws {
+        guard let method = SynthesisMethod(rawValue: self.method) else {
+            throw TrainingError("unknown --method '\(self.method)': choose fastdfkd or deepinversion")
+        }
+        if rounds < 1 || batch < 2 || generatorWidth < 1 || kdSteps < 0 || kdBatch < 1 || (steps ?? 1) < 1 {
+            throw TrainingError("--rounds, --steps and --kd-batch must be >= 1, --batch >= 2 (batch statistics) and --kd-steps >= 0")
+        }
+        if !(lr > 0) || !(temperature > 0) { throw TrainingError("--lr and --temperature must be positive") }
+        BLAS.setThreads(1)
+        let teacherModel = try TrainedModel(checkpoint: teacher)
+        let dataPath = data ?? teacherModel.config.data
+        let train = try DatasetLoader.load(path: dataPath, split: .train)
+        let test = try DatasetLoader.load(path: dataPath, split: .test)
+        guard test.sampleShape == teacherModel.spec.inputShape, test.classes <= teacherModel.spec.classes else {
+            throw TrainingError("\(teacher) takes inputs \(teacherModel.spec.inputShape) with \(teacherModel.spec.classes) classes; \(dataPath) has \(test.sampleShape): pass the teacher's dataset with --data")
+        }
+        // The normalisation constants the teacher was trained with (as `codistill eval` computes them).
+        let channels = test.sampleShape[0]
+        let (mean, std) = teacherModel.config.normalize ? train.channelStatistics()
+            : ([Float](repeating: 0, count: channels), [Float](repeating: 1, count: channels))
+
+        var config = DataFreeConfig()
+        config.student = student
+        config.rounds = rounds
+        config.kdSteps = kdSteps
+        config.kdBatch = kdBatch
+        config.lr = lr
+        config.temperature = temperature
+        config.evalEvery = evalEvery
+        var s = SynthesisConfig()
+        s.method = method
+        s.batch = batch
+        s.steps = steps ?? (method == .fastDFKD ? 5 : 200)
+        s.lr = synthesisLr ?? (method == .fastDFKD ? 3e-3 : 0.05)
+        s.latentLR = latentLr
+        s.generatorWidth = generatorWidth
+        s.bnWeight = bnWeight
+        s.ceWeight = ceWeight
+        s.advWeight = advWeight
+        s.advWarmupRounds = advWarmup
+        s.seed = seed
+        // The statistics momentum helps a generator that sees many batches; DeepInversion's
+        // batches are independent, as in its paper.
+        s.statisticsMomentum = method == .fastDFKD ? 0.9 : 0
+        config.synthesis = s
+
+        let log: (String) -> Void = { print($0); fflush(stdout) }
+        log("synth: \(method.rawValue), teacher \(teacherModel.spec.name) (\(teacher)), student \(student), \(rounds) rounds x \(batch) images, \(s.steps) steps per batch")
+        let distiller = try DataFreeDistiller(teacher: teacherModel, config: config, mean: mean, std: std, test: test, log: log)
+        let result = try distiller.run(metricsPath: metrics)
+        try distiller.saveStudent(to: out, rounds: rounds)
+        let synthesis = result.synthesisSeconds
+        log(String(format: "synthesis_s=%.2f (%.3f s per batch of %d) kd_s=%.2f", synthesis, synthesis / Double(rounds), batch, result.kdSeconds))
+        if let t = result.teacherTestAccuracy { log(String(format: "teacher_acc=%.2f", 100 * t)) }
+        if let a = result.studentTestAccuracy { log(String(format: "test_acc=%.2f", 100 * a)) }
+        log("student checkpoint: \(out)")
+    }
+}
