@@ -77,7 +77,7 @@ public final class Communicator {
     public func allreduceSum(_ values: [Double]) -> [Double] {
         guard size > 1 else { return values }
         var v = values
-        v.withUnsafeMutableBufferPointer { p in
+        _ = v.withUnsafeMutableBufferPointer { p in
             MPI_Allreduce(cd_mpi_in_place(), p.baseAddress, Int32(p.count), cd_mpi_double(), cd_mpi_sum(), comm)
         }
         return v

@@ -171,8 +171,10 @@ final class JSONLinesFile {
     init(path: String) throws {
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        FileManager.default.createFile(atPath: path, contents: nil)
-        guard let h = FileHandle(forWritingAtPath: path) else { throw TrainingError("cannot write metrics file \(path)") }
+        guard FileManager.default.createFile(atPath: path, contents: nil),
+              let h = FileHandle(forWritingAtPath: path) else {
+            throw TrainingError("cannot write metrics file \(path): check that its directory is writable")
+        }
         handle = h
     }
     deinit { try? handle.close() }
