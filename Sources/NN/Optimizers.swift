@@ -34,14 +34,40 @@ public final class SGD: Optimizer {
 
     public func step(lr: Float) {
         let p = store.values, g = store.gradients, v = velocity
-        let n = store.trainableCount, mu = momentum, wd = weightDecay, first = stepCount == 0
-        for i in 0..<n {
+        let n = store.trainableCount, first = stepCount == 0
+        // Sixteen lanes at a time, the branches decided once: the compiler cannot vectorise the
+        // scalar loop (three pointers that might alias, branches per element), and the update
+        // was a fifth of an `mlp` step. Every lane does the scalar arithmetic in the same order,
+        // so results are bitwise those of the scalar loop (which handles the tail).
+        typealias V = SIMD16<Float>
+        @inline(__always) func loadV(_ q: UnsafeMutablePointer<Float>, _ i: Int) -> V {
+            UnsafeRawPointer(q + i).loadUnaligned(as: V.self)
+        }
+        @inline(__always) func storeV(_ x: V, _ q: UnsafeMutablePointer<Float>, _ i: Int) {
+            UnsafeMutableRawPointer(q + i).storeBytes(of: x, as: V.self)
+        }
+        let vwd = V(repeating: weightDecay), vmu = V(repeating: momentum), vlr = V(repeating: lr)
+        let vdamp = V(repeating: 1 - dampening)
+        var i = 0
+        while i + 16 <= n {
+            var d = loadV(g, i) + vwd * loadV(p, i)
+            if momentum != 0 {
+                let vel = first ? d : vmu * loadV(v, i) + vdamp * d
+                storeV(vel, v, i)
+                d = nesterov ? d + vmu * vel : vel
+            }
+            storeV(loadV(p, i) - vlr * d, p, i)
+            i += 16
+        }
+        let mu = momentum, wd = weightDecay
+        while i < n {
             var d = g[i] + wd * p[i]
             if mu != 0 {
                 v[i] = first ? d : mu * v[i] + (1 - dampening) * d
                 d = nesterov ? d + mu * v[i] : v[i]
             }
             p[i] -= lr * d
+            i += 1
         }
         stepCount += 1
     }
@@ -74,12 +100,35 @@ public final class Adam: Optimizer {
         let c1 = 1 - Float(Foundation.pow(Double(b1), Double(stepCount)))
         let c2 = 1 - Float(Foundation.pow(Double(b2), Double(stepCount)))
         let stepSize = lr / c1, c2Root = c2.squareRoot()
-        for i in 0..<n {
+        // Vectorised as SGD (same per-element arithmetic, the scalar loop finishes the tail).
+        typealias V = SIMD16<Float>
+        @inline(__always) func loadV(_ q: UnsafeMutablePointer<Float>, _ i: Int) -> V {
+            UnsafeRawPointer(q + i).loadUnaligned(as: V.self)
+        }
+        @inline(__always) func storeV(_ x: V, _ q: UnsafeMutablePointer<Float>, _ i: Int) {
+            UnsafeMutableRawPointer(q + i).storeBytes(of: x, as: V.self)
+        }
+        let vb1 = V(repeating: b1), vb2 = V(repeating: b2), v1b1 = V(repeating: 1 - b1), v1b2 = V(repeating: 1 - b2)
+        let vwd = V(repeating: wd), vdecay = V(repeating: 1 - lr * wd), vstep = V(repeating: stepSize)
+        let vc2 = V(repeating: c2Root), veps = V(repeating: eps)
+        var i = 0
+        while i + 16 <= n {
+            var d = loadV(g, i)
+            var pv = loadV(p, i)
+            if decoupled { pv *= vdecay } else { d += vwd * pv }
+            let mv = vb1 * loadV(m, i) + v1b1 * d
+            let vv = vb2 * loadV(v, i) + v1b2 * d * d
+            storeV(mv, m, i); storeV(vv, v, i)
+            storeV(pv - vstep * mv / (vv.squareRoot() / vc2 + veps), p, i)
+            i += 16
+        }
+        while i < n {
             var d = g[i]
             if decoupled { p[i] *= 1 - lr * wd } else { d += wd * p[i] }
             m[i] = b1 * m[i] + (1 - b1) * d
             v[i] = b2 * v[i] + (1 - b2) * d * d
             p[i] -= stepSize * m[i] / (v[i].squareRoot() / c2Root + eps)
+            i += 1
         }
     }
 }

@@ -45,6 +45,41 @@ final class OptimizerTests: XCTestCase {
         assertTrajectory("adamw") { Adam(store: $0, weightDecay: 0.01, decoupled: true) }
     }
 
+    final class Wide: Module {
+        let p = Parameter(shape: [35], initializer: .zeros)
+        override var localParameters: [(String, Parameter)] { [("p", p)] }
+    }
+
+    /// 35 values repeating the 3-element case: two 16-lane chunks and a scalar tail of 3. Every
+    /// element must follow torch's trajectory, and the vector lanes must equal the scalar tail
+    /// bit for bit (same arithmetic in the same order).
+    func testVectorisedUpdatesMatchTheScalarTail() {
+        let makers: [(String, (ParameterStore) -> Optimizer)] = [
+            ("sgd", { SGD(store: $0, momentum: 0.9, weightDecay: 0.01) }),
+            ("sgdNesterov", { SGD(store: $0, momentum: 0.9, weightDecay: 0.01, nesterov: true) }),
+            ("sgdPlain", { SGD(store: $0, momentum: 0) }),
+            ("adam", { Adam(store: $0, weightDecay: 0.01) }),
+            ("adamw", { Adam(store: $0, weightDecay: 0.01, decoupled: true) }),
+        ]
+        for (name, make) in makers {
+            let store = ParameterStore(model: Wide(), seed: 0)
+            let start: [Float] = [1, -2, 0.5]
+            for i in 0..<35 { store.values[i] = start[i % 3] }
+            let opt = make(store)
+            for t in 0..<5 {
+                let base: [Float] = [0.3, -0.1 * Float(t), 0.7 - 0.2 * Float(t)]
+                for i in 0..<35 { store.gradients[i] = base[i % 3] + 0.5 * store.values[i] }
+                opt.step(lr: 0.1)
+            }
+            let want = reference[name]!
+            for i in 0..<35 {
+                XCTAssertEqual(store.values[i], want[i % 3], accuracy: 1e-5, "\(name)[\(i)]")
+                let tail = (32..<35).first { $0 % 3 == i % 3 }!
+                XCTAssertEqual(store.values[i], store.values[tail], "\(name)[\(i)]: vector lane vs scalar tail")
+            }
+        }
+    }
+
     func testSchedules() {
         let constant = LRSchedule(base: 0.1)
         XCTAssertEqual(constant.lr(at: 1000), 0.1)
