@@ -20,24 +20,10 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?,
     let mean = stats.pointer, invStd = stats.pointer + c
 
     for ch in 0..<c {
-        var mu: Float, v: Float
-        if training {
-            let (bm, bv) = channelMoments(x.data, n: n, c: c, s: s, channel: ch)
-            mu = bm; v = bv
-            if let rm = runningMean, let rv = runningVar {
-                rm.data[ch] = (1 - momentum) * rm.data[ch] + momentum * mu
-                rv.data[ch] = (1 - momentum) * rv.data[ch] + momentum * v * Float(m) / Float(m - 1)
-            }
-        } else {
-            guard let rm = runningMean, let rv = runningVar else {
-                preconditionFailure("batchNorm: evaluation mode needs running statistics")
-            }
-            mu = rm.data[ch]; v = rv.data[ch]
-        }
-        let inv = 1 / (v + eps).squareRoot()
+        let (mu, inv, scale, shift) = channelNormalization(x, n: n, c: c, s: s, channel: ch, weight: weight, bias: bias,
+                                                           runningMean: runningMean, runningVar: runningVar,
+                                                           training: training, momentum: momentum, eps: eps)
         mean[ch] = mu; invStd[ch] = inv
-        let scale = (weight?.data[ch] ?? 1) * inv
-        let shift = (bias?.data[ch] ?? 0) - mu * scale
         for i in 0..<n {
             let base = (i * c + ch) * s
             Vector.affine(x.data + base, y.data + base, s, scale: scale, shift: shift, relu: fusedReLU)
@@ -81,6 +67,33 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?,
         }
     }
     return y
+}
+
+/// How one channel is normalised: with the batch's mean and biased variance in training (and the
+/// running buffers, when given, updated PyTorch's way: momentum, unbiased variance), with the
+/// running buffers in evaluation. Returns the mean, 1/sqrt(var + eps) and the affine map
+/// y = scale * x + shift that applies it together with the channel's weight and bias.
+@inline(__always)
+func channelNormalization(_ x: Tensor, n: Int, c: Int, s: Int, channel ch: Int, weight: Tensor?, bias: Tensor?,
+                          runningMean: Tensor?, runningVar: Tensor?, training: Bool, momentum: Float, eps: Float)
+    -> (mean: Float, invStd: Float, scale: Float, shift: Float) {
+    var mu: Float, v: Float
+    if training {
+        (mu, v) = channelMoments(x.data, n: n, c: c, s: s, channel: ch)
+        if let rm = runningMean, let rv = runningVar {
+            let m = n * s
+            rm.data[ch] = (1 - momentum) * rm.data[ch] + momentum * mu
+            rv.data[ch] = (1 - momentum) * rv.data[ch] + momentum * v * Float(m) / Float(m - 1)
+        }
+    } else {
+        guard let rm = runningMean, let rv = runningVar else {
+            preconditionFailure("batch norm: evaluation mode needs running statistics")
+        }
+        mu = rm.data[ch]; v = rv.data[ch]
+    }
+    let inv = 1 / (v + eps).squareRoot()
+    let scale = (weight?.data[ch] ?? 1) * inv
+    return (mu, inv, scale, (bias?.data[ch] ?? 0) - mu * scale)
 }
 
 /// Mean and biased variance of one channel (two passes: the mean, then squared deviations,

@@ -30,23 +30,10 @@ public func batchNormReLUMaxPool2x2(_ x: Tensor, weight: Tensor?, bias: Tensor?,
     let winnerBytes = winners.map { UnsafeMutableRawPointer($0.pointer).assumingMemoryBound(to: UInt8.self) }
 
     for ch in 0..<c {
-        var mu: Float, v: Float
-        if training {
-            (mu, v) = channelMoments(x.data, n: n, c: c, s: s, channel: ch)
-            if let rm = runningMean, let rv = runningVar {
-                rm.data[ch] = (1 - momentum) * rm.data[ch] + momentum * mu
-                rv.data[ch] = (1 - momentum) * rv.data[ch] + momentum * v * Float(m) / Float(m - 1)
-            }
-        } else {
-            guard let rm = runningMean, let rv = runningVar else {
-                preconditionFailure("batchNormReLUMaxPool2x2: evaluation mode needs running statistics")
-            }
-            mu = rm.data[ch]; v = rv.data[ch]
-        }
-        let inv = 1 / (v + eps).squareRoot()
+        let (mu, inv, scale, shift) = channelNormalization(x, n: n, c: c, s: s, channel: ch, weight: weight, bias: bias,
+                                                           runningMean: runningMean, runningVar: runningVar,
+                                                           training: training, momentum: momentum, eps: eps)
         mean[ch] = mu; invStd[ch] = inv
-        let scale = (weight?.data[ch] ?? 1) * inv
-        let shift = (bias?.data[ch] ?? 0) - mu * scale
         for i in 0..<n {
             let plane = i * c + ch
             poolPlaneForward(x.data + plane * s, y.data + plane * so, winnerBytes.map { $0 + plane * so },
