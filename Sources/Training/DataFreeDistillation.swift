@@ -8,7 +8,7 @@ import NN
 /// Each round synthesises one batch (Synthesizer), adds it to a pool of all batches so far, and
 /// trains the student for `kdSteps` steps on random batches of the pool against the teacher's
 /// softened predictions (KL at temperature T, as Fang et al.'s code). Real data is touched only
-/// to evaluate the student (and, as `codistill eval` does, for the input normalisation constants).
+/// to evaluate the student; the input normalisation comes from the teacher's checkpoint.
 public struct DataFreeConfig {
     public var synthesis = SynthesisConfig()
     public var student = "cnn"
@@ -156,6 +156,7 @@ public final class DataFreeDistiller {
     public func saveStudent(to path: String, rounds: Int) throws {
         var cfg = teacher.config
         cfg.model = config.student
+        cfg.inputMean = mean; cfg.inputStd = std
         let meta = CheckpointMetadata(step: rounds * config.kdSteps, epoch: 0, group: 0, numGroups: 1, worldSize: 1,
                                       model: spec, configJSON: cfg.json)
         let state = RunState(step: rounds * config.kdSteps, epoch: 0, rngWords: RandomGenerator(seed: config.synthesis.seed).words,

@@ -24,6 +24,14 @@ public struct TrainedModel {
         self.path = path; self.model = model; self.store = store; self.config = cfg; self.spec = ckpt.metadata.model
     }
 
+    /// The per-channel mean and std the model's training inputs were normalised with, when its
+    /// checkpoint records them (checkpoints of this version do; older ones: nil).
+    public var recordedNormalization: (mean: [Float], std: [Float])? {
+        let c = spec.inputShape[0]
+        guard config.inputMean.count == c, config.inputStd.count == c else { return nil }
+        return (config.inputMean, config.inputStd)
+    }
+
     /// Class probabilities [N, K] for the whole dataset, in order, without recording a tape.
     public func predict(_ data: Dataset, mean: [Float], std: [Float], batch: Int = 500) -> [Float] {
         let builder = BatchBuilder(dataset: data, mean: mean, std: std)

@@ -62,6 +62,12 @@ public struct TrainConfig: Codable, Equatable {
     /// This job's folder name in the peer directory (default: the checkpoint directory's name).
     public var peerName = ""
 
+    /// The per-channel mean and std the inputs were normalised with (empty: none recorded).
+    /// Set by `train` in every checkpoint it writes, so `eval` and `synth` need no training data
+    /// to feed the model what it was trained on.
+    public var inputMean: [Float] = []
+    public var inputStd: [Float] = []
+
     public init() {}
 
     public static let optimizers = ["sgd", "adam", "adamw"]

@@ -22,6 +22,8 @@ public struct TrainingError: Error, CustomStringConvertible {
 /// ranks; inside a block, synchronous data-parallel SGD with one fused allreduce per step.
 public final class Trainer {
     public let config: TrainConfig
+    /// The input normalisation of this run, recorded in its checkpoints' configuration.
+    var inputMean: [Float] = [], inputStd: [Float] = []
     let world: Communicator
     let group: Communicator
     public let groupIndex: Int
@@ -80,6 +82,7 @@ public final class Trainer {
         let (mean, std): ([Float], [Float]) = config.normalize
             ? train.channelStatistics()
             : ([Float](repeating: 0, count: spec.inputShape[0]), [Float](repeating: 1, count: spec.inputShape[0]))
+        inputMean = mean; inputStd = std
         let disjoint = config.groups > 1 && config.dataSplit == "disjoint"
         let plan = ShardPlan(datasetCount: train.count, perRankBatch: config.batch, ranksInGroup: group.size,
                              rankInGroup: group.rank, seed: groupSeed,
@@ -273,6 +276,13 @@ public final class Trainer {
         }
     }
 
+    /// The configuration as checkpoints record it: the options plus the input normalisation.
+    var recordedConfig: TrainConfig {
+        var c = config
+        c.inputMean = inputMean; c.inputStd = inputStd
+        return c
+    }
+
     func saveCheckpoint(store: ParameterStore, optimizer: Optimizer, spec: ModelSpec, step: Int, stepsPerEpoch: Int,
                         metrics: [String: Double]) throws -> String {
         let path = Checkpoint.path(directory: config.checkpointDir, group: groupIndex, step: step)
@@ -281,7 +291,7 @@ public final class Trainer {
                                                     withIntermediateDirectories: true)
             let meta = CheckpointMetadata(formatVersion: 1, step: step, epoch: step / stepsPerEpoch, group: groupIndex,
                                           numGroups: config.groups, worldSize: world.size, model: spec,
-                                          configJSON: config.json, created: ISO8601DateFormatter().string(from: Date()))
+                                          configJSON: recordedConfig.json, created: ISO8601DateFormatter().string(from: Date()))
             let state = RunState(step: step, epoch: step / stepsPerEpoch, rngWords: RandomGenerator(seed: config.seed).words,
                                  dataSeed: config.seed, stepInEpoch: step % stepsPerEpoch)
             try Checkpoint.write(path: path, store: store, optimizer: optimizer, metadata: meta, state: state, metrics: metrics)

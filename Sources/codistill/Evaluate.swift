@@ -30,8 +30,15 @@ struct Eval: ParsableCommand {
     func evaluate() throws {
         let models = try checkpoints.map { try TrainedModel(checkpoint: $0) }
         let dataPath = data ?? models[0].config.data
-        let train = try DatasetLoader.load(path: dataPath, split: .train)
         let test = try DatasetLoader.load(path: dataPath, split: .test)
+        // Only checkpoints that do not record their input normalisation need the training split.
+        var trainStatistics: (mean: [Float], std: [Float])?
+        func statistics() throws -> (mean: [Float], std: [Float]) {
+            if let s = trainStatistics { return s }
+            let s = try DatasetLoader.load(path: dataPath, split: .train).channelStatistics()
+            trainStatistics = s
+            return s
+        }
         let classes = models[0].spec.classes
         for m in models where m.spec.classes != classes || m.spec.inputShape != test.sampleShape {
             throw TrainingError("\(m.path) expects inputs \(m.spec.inputShape) and \(m.spec.classes) classes; \(dataPath) has \(test.sampleShape) and \(classes): evaluate checkpoints of the same task together, or pass the matching --data")
@@ -39,8 +46,9 @@ struct Eval: ParsableCommand {
         var results: [(String, EvaluationReport)] = []
         var allProbs: [[Float]] = []
         for m in models {
-            let (mean, std) = m.config.normalize ? train.channelStatistics()
-                : ([Float](repeating: 0, count: test.sampleShape[0]), [Float](repeating: 1, count: test.sampleShape[0]))
+            let (mean, std) = !m.config.normalize
+                ? ([Float](repeating: 0, count: test.sampleShape[0]), [Float](repeating: 1, count: test.sampleShape[0]))
+                : try m.recordedNormalization ?? statistics()
             let p = m.predict(test, mean: mean, std: std)
             allProbs.append(p)
             results.append((m.path, EvaluationReport(probabilities: p, labels: test.labels, classes: classes)))

@@ -58,15 +58,23 @@ struct Synth: ParsableCommand {
         BLAS.setThreads(1)
         let teacherModel = try TrainedModel(checkpoint: teacher)
         let dataPath = data ?? teacherModel.config.data
-        let train = try DatasetLoader.load(path: dataPath, split: .train)
         let test = try DatasetLoader.load(path: dataPath, split: .test)
         guard test.sampleShape == teacherModel.spec.inputShape, test.classes <= teacherModel.spec.classes else {
             throw TrainingError("\(teacher) takes inputs \(teacherModel.spec.inputShape) with \(teacherModel.spec.classes) classes; \(dataPath) has \(test.sampleShape): pass the teacher's dataset with --data")
         }
-        // The normalisation constants the teacher was trained with (as `codistill eval` computes them).
+        // The normalisation the teacher was trained with: recorded in its checkpoint; checkpoints
+        // written before that was recorded fall back to the training split's statistics, as
+        // `codistill eval` computes them (the only use of training data, and it says so).
         let channels = test.sampleShape[0]
-        let (mean, std) = teacherModel.config.normalize ? train.channelStatistics()
-            : ([Float](repeating: 0, count: channels), [Float](repeating: 1, count: channels))
+        let mean: [Float], std: [Float]
+        if !teacherModel.config.normalize {
+            (mean, std) = ([Float](repeating: 0, count: channels), [Float](repeating: 1, count: channels))
+        } else if let recorded = teacherModel.recordedNormalization {
+            (mean, std) = recorded
+        } else {
+            print("synth: \(teacher) does not record its input normalisation (written by an older codistill); computing it from the training split of \(dataPath)")
+            (mean, std) = try DatasetLoader.load(path: dataPath, split: .train).channelStatistics()
+        }
 
         var config = DataFreeConfig()
         config.student = student

@@ -11,6 +11,11 @@ final class SynthTests: XCTestCase {
                                                  "--checkpoint-dir", dir + "/teacher"])
         XCTAssertEqual(trained.status, 0, trained.output)
         let teacher = dir + "/teacher/group-0/step-00000060.h5"
+        // Data-free for real: the training split is gone (the teacher's checkpoint records its
+        // input normalisation); only the test split remains, for evaluation.
+        for f in try FileManager.default.contentsOfDirectory(atPath: dir) where f.hasPrefix("train-") {
+            try FileManager.default.removeItem(atPath: dir + "/" + f)
+        }
 
         for (method, steps) in [("fastdfkd", "2"), ("deepinversion", "4")] {
             let student = dir + "/\(method)/student.h5", metrics = dir + "/\(method)/metrics.jsonl"
@@ -29,6 +34,7 @@ final class SynthTests: XCTestCase {
             XCTAssertGreaterThan(last?["synthesis_seconds"] as? Double ?? 0, 0)
             XCTAssertNotEqual(last?["adv_loss"] as? Double ?? 0, 0, "the adversarial term is on after warm-up")
 
+            XCTAssertFalse(r.stdout.contains("computing it from the training split"), r.output)
             let eval = try Harness.run(ranks: 0, ["eval", student])
             XCTAssertEqual(eval.status, 0, eval.output)
         }
