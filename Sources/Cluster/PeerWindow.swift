@@ -18,6 +18,11 @@ public final class PeerWindow {
     public let payloadCount: Int
     let exposes: Bool
     private var version: UInt64 = 0
+    /// Snapshots newer than the reader's that failed their checksum or size check (torn or corrupted).
+    public private(set) var refused = 0
+    /// Fault injection for tests (CODISTILL_FAULT_CORRUPT_SNAPSHOTS=1): publish every snapshot with
+    /// a checksum that does not match, as a torn or corrupted copy would look to the readers.
+    let corruptPublications = ProcessInfo.processInfo.environment["CODISTILL_FAULT_CORRUPT_SNAPSHOTS"] == "1"
     private var freed = false
     private let staging: UnsafeMutableRawPointer
 
@@ -61,7 +66,7 @@ public final class PeerWindow {
         (base + Self.headerWords * 8).copyMemory(from: values, byteCount: payloadCount * 4)
         header[0] = version
         header[1] = UInt64(step)
-        header[2] = Self.checksum(UnsafeRawPointer(values), count: payloadCount)
+        header[2] = Self.checksum(UnsafeRawPointer(values), count: payloadCount) ^ (corruptPublications ? 1 : 0)
         header[3] = UInt64(payloadCount)
         MPI_Win_unlock(Int32(selfRank), window)
     }
@@ -75,8 +80,12 @@ public final class PeerWindow {
         MPI_Win_unlock(Int32(rank), window)
         let header = staging.assumingMemoryBound(to: UInt64.self)
         let payload = staging + Self.headerWords * 8
-        guard header[0] > after, header[3] == UInt64(payloadCount),
-              Self.checksum(UnsafeRawPointer(payload), count: payloadCount) == header[2] else { return nil }
+        guard header[0] > after else { return nil }
+        guard header[3] == UInt64(payloadCount),
+              Self.checksum(UnsafeRawPointer(payload), count: payloadCount) == header[2] else {
+            refused += 1
+            return nil
+        }
         into.update(from: payload.assumingMemoryBound(to: Float.self), count: payloadCount)
         return Snapshot(version: header[0], step: Int(header[1]))
     }

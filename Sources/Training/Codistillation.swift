@@ -92,7 +92,14 @@ final class Codistillation {
                 (ownSnapshot + store.trainableCount).update(from: store.buffers, count: store.bufferCount)
                 window.publish(ownSnapshot, step: step, selfRank: world.rank)
                 for i in peers.indices {
-                    guard let snap = window.fetch(from: peers[i].leaderRank, into: staging, after: peers[i].version) else { continue }
+                    let refusedBefore = window.refused
+                    guard let snap = window.fetch(from: peers[i].leaderRank, into: staging, after: peers[i].version) else {
+                        if window.refused > refusedBefore {
+                            log("[group \(groupIndex)] step \(step): peer \(peers[i].name) snapshot refused (checksum mismatch: a torn or corrupted copy); "
+                                + (peers[i].version > 0 ? "keeping its snapshot from its step \(peers[i].step)" : "no snapshot of it yet"))
+                        }
+                        continue
+                    }
                     let s = peers[i].store
                     s.values.update(from: staging, count: s.trainableCount)
                     s.buffers.update(from: staging + s.trainableCount, count: s.bufferCount)

@@ -19,6 +19,26 @@ final class CodistillationTests: XCTestCase {
         return (c["disagreement"]!, c["mean_abs_prob_diff"]!)
     }
 
+    /// Snapshots whose checksum does not match (fault injection: every publication corrupted) are
+    /// refused and said so; training carries on without distillation and finishes.
+    func testCorruptedSnapshotsAreRefused() throws {
+        let dir = Harness.temporaryDirectory("corrupt-window")
+        try Harness.writeTinyIDX(in: dir)
+        let r = try Harness.run(ranks: 2, ["train", "--data", dir, "--model", "mlp", "--groups", "2", "--steps", "80",
+                                           "--batch", "16", "--exchange-every", "10", "--burn-in", "10",
+                                           "--log-every", "10", "--checkpoint-dir", dir + "/ck"],
+                                environment: ["CODISTILL_FAULT_CORRUPT_SNAPSHOTS": "1"])
+        XCTAssertEqual(r.status, 0, r.output)
+        for (g, p) in [(0, 1), (1, 0)] {
+            XCTAssert(r.stdout.contains("peer group \(p) snapshot refused (checksum mismatch"), r.output)
+            XCTAssertEqual(versions(r.stdout, group: g, peer: p), [], "no corrupted snapshot may be taken")
+            let csv = try String(contentsOfFile: dir + "/ck/group-\(g)/metrics.csv", encoding: .utf8).split(separator: "\n")
+            let fields = { (line: Substring) in line.split(separator: ",", omittingEmptySubsequences: false) }
+            let column = try XCTUnwrap(fields(csv[0]).firstIndex(of: "distill_loss"))
+            for row in csv.dropFirst() { XCTAssertEqual(Double(fields(row)[column]), 0, String(row)) }
+        }
+    }
+
     /// 4 ranks, 2 groups of 2: peer versions advance, the distillation loss is non-zero after
     /// burn-in, and the groups' predictions agree more than without distillation (same seeds).
     func testExchangeAdvancesAndLowersChurn() throws {

@@ -27,13 +27,15 @@ enum Harness {
     }
 
     /// `mpirun -np ranks codistill args...` (ranks 0: run the binary directly).
-    static func run(ranks: Int, _ args: [String], timeout: Int = 120, cwd: String? = nil) throws -> Result {
+    static func run(ranks: Int, _ args: [String], timeout: Int = 120, cwd: String? = nil,
+                    environment extra: [String: String] = [:]) throws -> Result {
         try requireBinary()
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
         var command = ["-k", "5", String(timeout)]
         if ranks > 0 {
-            command += ["mpirun", "-np", String(ranks), "--oversubscribe", "--bind-to", "none", binary]
+            command += ["mpirun", "-np", String(ranks), "--oversubscribe", "--bind-to", "none"]
+                + extra.keys.sorted().flatMap { ["-x", $0] } + [binary]
         } else {
             command += [binary]
         }
@@ -43,6 +45,7 @@ enum Harness {
         env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
         env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
         env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
+        for (k, v) in extra { env[k] = v }
         p.environment = env
         if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         let out = Pipe(), err = Pipe()
