@@ -49,16 +49,8 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?,
             if let (dw, acc) = dwT { put(dw, ch, sumDyXhat, acc) }
             if let (db, acc) = dbT { put(db, ch, sumDy, acc) }
             guard let (dx, acc) = dxT else { continue }
-            // Training: dx = gamma*inv * (g - mean(g) - xhat * mean(g*xhat)), as a*g + b*x + c.
-            // Evaluation: the statistics are constants, dx = gamma*inv * g.
-            let k1 = gamma * inv
-            let a = k1
-            var b: Float = 0, cc: Float = 0
-            if training {
-                let meanDy = sumDy / Float(m), meanDyXhat = sumDyXhat / Float(m)
-                b = -k1 * meanDyXhat * inv
-                cc = -k1 * meanDy + k1 * meanDyXhat * inv * mu
-            }
+            let (a, b, cc) = channelInputGradient(gamma: gamma, mean: mu, invStd: inv, sumDy: sumDy,
+                                                  sumDyXhat: sumDyXhat, count: m, training: training)
             for i in 0..<n {
                 let base = (i * c + ch) * s
                 Vector.axpbypc(dy + base, x.data + base, mask: mask.map { $0 + base }, dx + base, s,
@@ -94,6 +86,18 @@ func channelNormalization(_ x: Tensor, n: Int, c: Int, s: Int, channel ch: Int, 
     let inv = 1 / (v + eps).squareRoot()
     let scale = (weight?.data[ch] ?? 1) * inv
     return (mu, inv, scale, (bias?.data[ch] ?? 0) - mu * scale)
+}
+
+/// dx = a*g + b*x + c for one channel, g the gradient reaching the normalised output.
+/// Training: dx = gamma*inv * (g - mean(g) - xhat * mean(g*xhat)); evaluation: the statistics are
+/// constants and dx = gamma*inv * g.
+@inline(__always)
+func channelInputGradient(gamma: Float, mean mu: Float, invStd inv: Float, sumDy: Float, sumDyXhat: Float,
+                          count m: Int, training: Bool) -> (a: Float, b: Float, c: Float) {
+    let a = gamma * inv
+    guard training else { return (a, 0, 0) }
+    let meanDy = sumDy / Float(m), meanDyXhat = sumDyXhat / Float(m)
+    return (a, -a * meanDyXhat * inv, -a * meanDy + a * meanDyXhat * inv * mu)
 }
 
 /// Mean and biased variance of one channel (two passes: the mean, then squared deviations,

@@ -61,14 +61,9 @@ public func batchNormReLUMaxPool2x2(_ x: Tensor, weight: Tensor?, bias: Tensor?,
             if let (dw, acc) = dwT { put(dw, ch, sumDyXhat, acc) }
             if let (db, acc) = dbT { put(db, ch, sumDy, acc) }
             guard let (dx, acc) = dxT else { continue }
-            // As in batchNorm: dx = a*g + b*x + c, with g nonzero only at the winners.
-            let a = gamma * inv
-            var b: Float = 0, cc: Float = 0
-            if training {
-                let meanDy = sumDy / Float(m), meanDyXhat = sumDyXhat / Float(m)
-                b = -a * meanDyXhat * inv
-                cc = -a * meanDy + a * meanDyXhat * inv * mu
-            }
+            // As in batchNorm, with g nonzero only at the winners.
+            let (a, b, cc) = channelInputGradient(gamma: gamma, mean: mu, invStd: inv, sumDy: sumDy,
+                                                  sumDyXhat: sumDyXhat, count: m, training: training)
             for i in 0..<n {
                 let plane = i * c + ch
                 let xs = x.data + plane * s, dxs = dx + plane * s
