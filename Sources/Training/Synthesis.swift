@@ -161,13 +161,6 @@ struct InversionLoss {
     }
 }
 
-func argmax(_ logits: Tensor, row: Int) -> Int {
-    let k = logits.shape[1]
-    var best = 0
-    for j in 1..<k where logits.data[row * k + j] > logits.data[row * k + best] { best = j }
-    return best
-}
-
 /// One synthesised batch and what it cost.
 public struct SynthesisRound {
     public let images: Tensor

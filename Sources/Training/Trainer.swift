@@ -323,15 +323,15 @@ public final class Trainer {
 
 /// Number of rows whose arg-max is the label.
 public func countCorrect(_ logits: Tensor, _ labels: [Int]) -> Int {
-    let k = logits.shape[1]
-    var n = 0
-    for r in 0..<labels.count {
-        let row = logits.data + r * k
-        var best = 0
-        for j in 1..<k where row[j] > row[best] { best = j }
-        if best == labels[r] { n += 1 }
-    }
-    return n
+    labels.indices.reduce(0) { $0 + (argmax(logits, row: $1) == labels[$1] ? 1 : 0) }
+}
+
+/// The class a row of [N, K] logits picks (the first of equal maxima).
+func argmax(_ logits: Tensor, row: Int) -> Int {
+    let k = logits.shape[1], p = logits.data + row * k
+    var best = 0
+    for j in 1..<k where p[j] > p[best] { best = j }
+    return best
 }
 
 /// Thrown after a clean checkpoint when SIGTERM/SIGUSR1 asked the job to stop.

@@ -111,7 +111,7 @@ struct BenchScalingWorker: ParsableCommand {
         let world = MPIRuntime.start()
         defer { MPIRuntime.finish() }
         BLAS.setThreads(1)
-        var bench = try ScalingBench(model: model, batch: batch, world: world)
+        var bench = try ScalingBench(model: model, batch: batch, world: world, tracing: trace != nil)
         if interleaved {
             try bench.interleaved(cycles: cycles, block: block, warmup: warmup)
         } else {
@@ -136,13 +136,16 @@ struct ScalingBench {
     let xs: [Tensor]
     let ys: [[Int]]
     let sampleSize = 28 * 28
+    /// Per-step lines for --trace; formatted only when tracing (not in the timed loop otherwise).
+    let tracing: Bool
     var traceLines: [String] = []
     var stepIndex = 0
     /// CODISTILL_SPIN_WAIT=1 measures the spinning wait (MPI's own) for comparison.
     let spinWhileWaiting = ProcessInfo.processInfo.environment["CODISTILL_SPIN_WAIT"] == "1"
 
-    init(model: String, batch: Int, world: Communicator) throws {
+    init(model: String, batch: Int, world: Communicator, tracing: Bool) throws {
         self.world = world
+        self.tracing = tracing
         self.batch = batch
         net = try Models.make(ModelSpec(name: model, inputShape: [1, 28, 28], classes: 10))
         store = ParameterStore(model: net, seed: 0)
@@ -182,8 +185,20 @@ struct ScalingBench {
             t2 = wallTime()
         }
         sgd.step(lr: 0.05)
-        traceLines.append(String(format: "%d %d %.3f %.3f", stepIndex, slice.count, 1000 * (t0 - start), 1000 * (t1 - t0)))
+        if tracing {
+            traceLines.append(String(format: "%d %d %.3f %.3f", stepIndex, slice.count, 1000 * (t0 - start), 1000 * (t1 - t0)))
+        }
         return (slice.count, t0 - start, t1 - t0, t2 - t1)
+    }
+
+    /// `count` group steps; returns the seconds spent in the allreduce and waiting for the slower rank.
+    mutating func groupSteps(_ count: Int) -> (allreduce: Double, wait: Double) {
+        var allreduce = 0.0, wait = 0.0
+        for _ in 0..<count {
+            let s = step(together: true)
+            allreduce += s.allreduce; wait += s.wait
+        }
+        return (allreduce, wait)
     }
 
     /// Separate-jobs method: `steps` group steps on every rank.
@@ -191,11 +206,7 @@ struct ScalingBench {
         for _ in 0..<warmup { _ = step(together: true) }
         world.barrier()
         let start = wallTime()
-        var allreduce = 0.0, waiting = 0.0
-        for _ in 0..<steps {
-            let r = step(together: true)
-            allreduce += r.allreduce; waiting += r.wait
-        }
+        let (allreduce, waiting) = groupSteps(steps)
         world.barrier()
         let elapsed = wallTime() - start
         let sums = world.allreduceSum([allreduce, waiting]).map { $0 / Double(world.size) }
@@ -225,11 +236,7 @@ struct ScalingBench {
             }
             world.barrier()
             let t = wallTime()
-            var ar = 0.0, wt = 0.0
-            for _ in 0..<block {
-                let s = step(together: true)
-                ar += s.allreduce; wt += s.wait
-            }
+            let (ar, wt) = groupSteps(block)
             world.barrier()
             let together = wallTime() - t
             if cycle == 0 { continue }
