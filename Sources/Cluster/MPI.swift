@@ -38,8 +38,8 @@ public enum MPIRuntime {
     }
 }
 
-/// A communicator (the world or a group) with the few collectives the trainer needs.
-public final class Communicator {
+/// An MPI communicator (the world or a group) with the few collectives the trainer needs.
+public final class Communicator: Collectives {
     public let comm: MPI_Comm
     public let rank: Int
     public let size: Int
@@ -62,7 +62,7 @@ public final class Communicator {
     }
 
     /// Ranks with the same color form a communicator, ordered by key.
-    public func split(color: Int, key: Int) -> Communicator {
+    public func split(color: Int, key: Int) -> Collectives {
         var out: MPI_Comm? = nil
         MPI_Comm_split(comm, Int32(color), Int32(key), &out)
         return Communicator(out!, owned: true)
@@ -89,8 +89,6 @@ public final class Communicator {
         MPI_Allreduce(cd_mpi_in_place(), &v, 1, cd_mpi_int64(), cd_mpi_max(), comm)
         return Int(v)
     }
-
-    public func allreduceMin(_ value: Int) -> Int { -allreduceMax(-value) }
 
     public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) {
         guard size > 1, count > 0 else { return }
@@ -129,7 +127,7 @@ public final class Communicator {
 
     /// A barrier that sleeps while it waits instead of spinning (MPI_Ibarrier, tested every
     /// `pollMicroseconds`): a rank with nothing to do leaves its core to the ranks that work.
-    public func sleepingBarrier(pollMicroseconds: UInt32 = 200) {
+    public func sleepingBarrier(pollMicroseconds: UInt32) {
         guard size > 1 else { return }
         var request = cd_mpi_request_null()
         MPI_Ibarrier(comm, &request)
@@ -148,25 +146,4 @@ public final class Communicator {
         var flag: Int32 = 0
         MPI_Iprobe(cd_mpi_any_source(), cd_mpi_any_tag(), comm, &flag, cd_mpi_status_ignore())
     }
-
-    /// Collective error agreement: every rank passes its own failure (or nil); if any rank failed,
-    /// all throw, and the message of the lowest failing rank is the one returned everywhere, so
-    /// exactly one rank (rank 0 of this communicator) needs to print it and every rank can exit
-    /// cleanly instead of leaving the others waiting in a collective.
-    public func agree(_ failure: String?) throws {
-        let lowest = allreduceMin(failure == nil ? Int.max : rank)
-        guard lowest != Int.max else { return }
-        let bytes = broadcast(Array((failure ?? "").utf8), root: lowest)
-        throw CollectiveFailure(message: String(decoding: bytes, as: UTF8.self), rank: lowest)
-    }
 }
-
-/// A failure every rank of a communicator agreed on (see `Communicator.agree`).
-public struct CollectiveFailure: Error, CustomStringConvertible {
-    public let message: String
-    public let rank: Int
-    public var description: String { message }
-}
-
-/// Time in seconds (monotonic), for step and allreduce timings.
-public func wallTime() -> Double { MPI_Wtime() }

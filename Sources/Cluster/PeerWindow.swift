@@ -1,4 +1,5 @@
 import CMPI
+import Engine
 import Foundation
 
 /// One-sided publication of a flat Float snapshot (a group's parameters and BN buffers).
@@ -10,7 +11,8 @@ import Foundation
 /// for the owner to reach any step. A snapshot whose checksum does not match its payload (a torn
 /// or corrupted copy) is refused, and the reader keeps the one it had.
 public final class PeerWindow {
-    public struct Snapshot { public let version: UInt64; public let step: Int }
+    /// What a read found.
+    public enum Read { case fresh(version: UInt64, step: Int), unchanged, refused }
     static let headerWords = 4
 
     let window: MPI_Win
@@ -18,11 +20,6 @@ public final class PeerWindow {
     public let payloadCount: Int
     let exposes: Bool
     private var version: UInt64 = 0
-    /// Snapshots newer than the reader's that failed their checksum or size check (torn or corrupted).
-    public private(set) var refused = 0
-    /// Fault injection for tests (CODISTILL_FAULT_CORRUPT_SNAPSHOTS=1): publish every snapshot with
-    /// a checksum that does not match, as a torn or corrupted copy would look to the readers.
-    let corruptPublications = ProcessInfo.processInfo.environment["CODISTILL_FAULT_CORRUPT_SNAPSHOTS"] == "1"
     private var freed = false
     private let staging: UnsafeMutableRawPointer
 
@@ -56,8 +53,10 @@ public final class PeerWindow {
         MPI_Win_free(&w)
     }
 
-    /// Publishes `values` (payloadCount floats) as the next version, tagged with `step`.
-    public func publish(_ values: UnsafePointer<Float>, step: Int, selfRank: Int) {
+    /// Publishes `values` (payloadCount floats) as the next version, tagged with `step`. `torn`:
+    /// with a checksum that does not match, as a torn or corrupted copy looks to the readers
+    /// (fault injection).
+    public func publish(_ values: UnsafePointer<Float>, step: Int, selfRank: Int, torn: Bool = false) {
         precondition(exposes, "only a publishing rank owns a snapshot")
         guard let base else { return }
         version += 1
@@ -66,35 +65,25 @@ public final class PeerWindow {
         (base + Self.headerWords * 8).copyMemory(from: values, byteCount: payloadCount * 4)
         header[0] = version
         header[1] = UInt64(step)
-        header[2] = Self.checksum(UnsafeRawPointer(values), count: payloadCount) ^ (corruptPublications ? 1 : 0)
+        header[2] = FNV1a.hash(floats: values, count: payloadCount) ^ (torn ? 1 : 0)
         header[3] = UInt64(payloadCount)
         MPI_Win_unlock(Int32(selfRank), window)
     }
 
-    /// Reads `rank`'s current snapshot into `into` when it is newer than `after` and intact;
-    /// returns nil (and leaves `into` alone) otherwise.
-    public func fetch(from rank: Int, into: UnsafeMutablePointer<Float>, after: UInt64) -> Snapshot? {
+    /// Reads `rank`'s current snapshot into `into` when it is newer than version `after` and
+    /// intact; leaves `into` alone otherwise.
+    public func fetch(from rank: Int, into: UnsafeMutablePointer<Float>, after: UInt64) -> Read {
         let total = Self.headerWords * 8 + payloadCount * 4
         MPI_Win_lock(cd_mpi_lock_shared(), Int32(rank), 0, window)
         MPI_Get(staging, Int32(total), cd_mpi_byte(), Int32(rank), 0, Int32(total), cd_mpi_byte(), window)
         MPI_Win_unlock(Int32(rank), window)
         let header = staging.assumingMemoryBound(to: UInt64.self)
         let payload = staging + Self.headerWords * 8
-        guard header[0] > after else { return nil }
-        guard header[3] == UInt64(payloadCount),
-              Self.checksum(UnsafeRawPointer(payload), count: payloadCount) == header[2] else {
-            refused += 1
-            return nil
+        guard header[0] > after else { return .unchanged }
+        guard header[3] == UInt64(payloadCount), FNV1a.hash(floats: payload, count: payloadCount) == header[2] else {
+            return .refused
         }
         into.update(from: payload.assumingMemoryBound(to: Float.self), count: payloadCount)
-        return Snapshot(version: header[0], step: Int(header[1]))
-    }
-
-    /// FNV-1a over the payload's 32-bit words.
-    static func checksum(_ p: UnsafeRawPointer, count: Int) -> UInt64 {
-        let words = p.assumingMemoryBound(to: UInt32.self)
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for i in 0..<count { h = (h ^ UInt64(words[i])) &* 0x100_0000_01B3 }
-        return h
+        return .fresh(version: header[0], step: Int(header[1]))
     }
 }

@@ -20,9 +20,9 @@ public struct RandomGenerator {
 
     /// A generator for a named sub-stream (e.g. one per parameter), independent of call order.
     public init(seed: UInt64, stream: String) {
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325  // FNV-1a of the stream name
-        for b in stream.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
-        self.init(seed: seed ^ h)
+        var h = FNV1a()
+        h.combine(bytes: stream.utf8)
+        self.init(seed: seed ^ h.value)
     }
 
     public var words: [UInt64] { [state.0, state.1, state.2, state.3] }

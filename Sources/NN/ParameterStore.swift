@@ -94,12 +94,9 @@ public final class ParameterStore {
     /// FNV-1a over the bit patterns of values and buffers: equal iff bitwise equal (with
     /// overwhelming probability); used to check that ranks of a group agree.
     public func checksum() -> UInt64 {
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for (ptr, n) in [(values, trainableCount), (buffers, bufferCount)] {
-            ptr.withMemoryRebound(to: UInt32.self, capacity: n) { u in
-                for i in 0..<n { h = (h ^ UInt64(u[i])) &* 0x100_0000_01B3 }
-            }
-        }
-        return h
+        var h = FNV1a()
+        h.combine(floats: values, count: trainableCount)
+        h.combine(floats: buffers, count: bufferCount)
+        return h.value
     }
 }

@@ -3,165 +3,158 @@ import Engine
 import Foundation
 import NN
 
-/// The cross-group half of codistillation (Anil et al. 2018): every `exchangeEvery` steps each
-/// group leader publishes its weights through a one-sided window and reads the freshest snapshot
-/// of each peer group it follows, without waiting for them; the snapshots are broadcast inside
-/// the group, and every rank adds a distillation term towards the peers' mean prediction.
+/// Codistillation (Anil et al. 2018): everything a training step does with the other groups.
+///
+/// A step calls, in order:
+/// 1. `beforeStep(step:)`. From the end of burn-in on, every `exchangeEvery` steps, the group
+///    leader publishes this group's weights and reads the freshest snapshot of every peer it
+///    follows, never waiting for a peer to reach any step; new snapshots are broadcast inside the
+///    group. At the end of burn-in the SGD weight decay may switch (`weightDecayAfterBurnIn`).
+/// 2. `distillationTerm(logits:images:step:)`. After burn-in the loss gains
+///    `w * T^2 * CE(mean of the peers' softmax(z/T), softmax(z_own/T))`, w ramped linearly over
+///    `distillRamp` steps; the T^2 keeps gradient sizes independent of T.
+/// 3. `takeMetrics(at:)` for the metrics row: peer age and the time spent exchanging and
+///    running the peers' forward passes since the last row.
 final class Codistillation {
+    /// A peer group as this group knows it: a model holding its latest snapshot.
     struct Peer {
-        /// Group number (RMA) or publisher name (files), for the log.
+        /// Group number (MPI windows) or publisher name (files), for the log.
         let name: String
-        let leaderRank: Int
         let model: Module
         let store: ParameterStore
-        var version: UInt64 = 0
-        var step = 0
-    }
-
-    /// How snapshots travel: MPI one-sided windows inside one job, or files in a shared directory.
-    enum Transport {
-        case rma(PeerWindow)
-        /// nil on ranks that are not their group's leader: only leaders touch the directory.
-        case files(FileExchange?)
+        /// The snapshot held (nil until the first one arrives).
+        var stamp: SnapshotStamp?
     }
 
     let config: TrainConfig
-    let world: Communicator, group: Communicator
+    let group: Collectives
     let groupIndex: Int
-    let transport: Transport
     let spec: ModelSpec
-    var peers: [Peer]
-    let payload: Int
-    let ownSnapshot: UnsafeMutablePointer<Float>
-    let staging: UnsafeMutablePointer<Float>
+    let store: ParameterStore
+    /// Nil on ranks that never publish or read (group members of the file exchange).
+    let transport: SnapshotTransport?
     let log: (String) -> Void
+    var peers: [Peer] = []
+    var exchangeSeconds = 0.0, peerForwardSeconds = 0.0
 
-    init(config: TrainConfig, world: Communicator, group: Communicator, groupIndex: Int, spec: ModelSpec,
-         store: ParameterStore, log: @escaping (String) -> Void) throws {
-        self.config = config; self.world = world; self.group = group; self.groupIndex = groupIndex; self.log = log
-        self.spec = spec
-        payload = store.trainableCount + store.bufferCount
-        ownSnapshot = .allocate(capacity: payload)
-        staging = .allocate(capacity: payload)
-        peers = []
-        var rmaPeers: [(String, Int)] = []
-        if config.exchange == "files" {
-            var name = config.peerName
-            if name.isEmpty { name = URL(fileURLWithPath: config.checkpointDir).lastPathComponent }
-            if config.groups > 1 { name += "-group-\(groupIndex)" }
-            let files = group.rank == 0
-                ? try FileExchange(directory: config.peerDir, name: name, spec: spec, configJSON: config.json, log: log) : nil
-            transport = .files(files)
-        } else {
-            transport = .rma(try PeerWindow(world: world, payloadCount: payload, exposes: group.rank == 0))
-            let perGroup = world.size / config.groups
-            let followed: [Int] = config.topology == "ring"
-                ? [(groupIndex + config.groups - 1) % config.groups]
-                : (0..<config.groups).filter { $0 != groupIndex }
-            rmaPeers = followed.map { ("group \($0)", $0 * perGroup) }
+    init(config: TrainConfig, group: Collectives, groupIndex: Int, spec: ModelSpec, store: ParameterStore,
+         transport: SnapshotTransport?, log: @escaping (String) -> Void) {
+        self.config = config; self.group = group; self.groupIndex = groupIndex; self.spec = spec
+        self.store = store; self.transport = transport; self.log = log
+    }
+
+    /// Called once on every rank at the end (the MPI window's teardown is collective).
+    func close() { transport?.close() }
+
+    // MARK: 1. Exchange schedule, burn-in gate, weight decay after burn-in
+
+    /// Exchanges start at the end of burn-in: a snapshot taken earlier (at step 0, a random
+    /// initialisation) would pull the others towards uninformed predictions until the next
+    /// exchange (measured: with exchanges every 1000 steps the final test loss doubled).
+    func isExchangeStep(_ step: Int) -> Bool {
+        step >= config.burnIn && (step - config.burnIn) % config.exchangeEvery == 0
+    }
+
+    func beforeStep(_ step: Int, optimizer: Optimizer) {
+        if isExchangeStep(step) { exchange(step: step) }
+        transport?.progress()
+        // Sodhani et al. 2020: distillation regularises, so explicit decay can be relaxed once it
+        // starts. Set at every step past burn-in, so a run resumed after burn-in keeps it.
+        if config.weightDecayAfterBurnIn >= 0, step >= config.burnIn, let sgd = optimizer as? SGD {
+            sgd.weightDecay = config.weightDecayAfterBurnIn
         }
-        for (name, rank) in rmaPeers { peers.append(try makePeer(name: name, leaderRank: rank)) }
     }
 
-    deinit { ownSnapshot.deallocate(); staging.deallocate() }
-
-    func makePeer(name: String, leaderRank: Int) throws -> Peer {
-        let model = try Models.make(spec)
-        model.eval()
-        return Peer(name: name, leaderRank: leaderRank, model: model, store: ParameterStore(model: model, seed: 0))
-    }
-
-    /// Called every step: lets MPI progress peers' reads of our window (see Communicator.poke).
-    func progress() {
-        if case .rma = transport, group.size == 1 { world.poke() }
-    }
-
-    /// Collective over the world for RMA windows: call once on every rank at the end.
-    func close() {
-        if case .rma(let window) = transport { window.free() }
-    }
-
-    /// Every rank of the group calls this at the same step. Returns the seconds it took.
-    func exchange(step: Int, store: ParameterStore) -> Double {
-        let t0 = wallTime()
+    /// Every rank of the group calls this at the same step.
+    func exchange(step: Int) {
+        let start = monotonicSeconds()
+        defer { exchangeSeconds += monotonicSeconds() - start }
         var fresh = [UInt8](repeating: 0, count: peers.count)
-        if group.rank == 0 {
-            switch transport {
-            case .rma(let window):
-                ownSnapshot.update(from: store.values, count: store.trainableCount)
-                (ownSnapshot + store.trainableCount).update(from: store.buffers, count: store.bufferCount)
-                window.publish(ownSnapshot, step: step, selfRank: world.rank)
-                for i in peers.indices {
-                    let refusedBefore = window.refused
-                    guard let snap = window.fetch(from: peers[i].leaderRank, into: staging, after: peers[i].version) else {
-                        if window.refused > refusedBefore {
-                            log("[group \(groupIndex)] step \(step): peer \(peers[i].name) snapshot refused (checksum mismatch: a torn or corrupted copy); "
-                                + (peers[i].version > 0 ? "keeping its snapshot from its step \(peers[i].step)" : "no snapshot of it yet"))
-                        }
-                        continue
-                    }
-                    let s = peers[i].store
-                    s.values.update(from: staging, count: s.trainableCount)
-                    s.buffers.update(from: staging + s.trainableCount, count: s.bufferCount)
-                    peers[i].version = snap.version
-                    peers[i].step = snap.step
-                    fresh[i] = 1
-                }
-            case .files(let exchange):
-                guard let files = exchange else { break }
-                files.publish(store: store, step: step)
-                for name in files.peerNames() where !peers.contains(where: { $0.name == name }) {
-                    if let p = try? makePeer(name: name, leaderRank: -1) { peers.append(p); fresh.append(0) }
-                }
-                for i in peers.indices {
-                    if let got = files.loadNewer(peer: peers[i].name, afterStep: peers[i].version == 0 ? -1 : peers[i].step,
-                                                 into: peers[i].store) {
-                        peers[i].version += 1
-                        peers[i].step = got.step
-                        fresh[i] = 1
-                    } else if peers[i].version > 0, let age = files.ageSeconds(peer: peers[i].name), age > 60 {
-                        log("[group \(groupIndex)] step \(step): peer \(peers[i].name) has published nothing for \(Int(age)) s; keeping its snapshot from its step \(peers[i].step)")
-                    }
-                }
+        if group.rank == 0, let transport {
+            transport.publish(store, step: step)
+            for name in transport.peerNames() where !peers.contains(where: { $0.name == name }) {
+                if let p = try? makePeer(name: name) { peers.append(p); fresh.append(0) }
             }
-        }
-        if group.size > 1 {
-            // Peers found by the leader (the file exchange discovers them as they appear).
-            let count = Int(group.broadcastDoubles([Double(peers.count)], root: 0)[0])
-            while peers.count < count {
-                if let p = try? makePeer(name: "peer \(peers.count)", leaderRank: -1) { peers.append(p) } else { break }
-            }
-            if fresh.count < count { fresh += [UInt8](repeating: 0, count: count - fresh.count) }
-        }
-        if group.size > 1 {
-            // Which peers changed (and their versions), then only their weights.
-            fresh = group.broadcast(fresh, root: 0)
-            var meta = peers.flatMap { [Double($0.version), Double($0.step)] }
-            meta = group.broadcastDoubles(meta, root: 0)
             for i in peers.indices {
-                peers[i].version = UInt64(meta[2 * i]); peers[i].step = Int(meta[2 * i + 1])
-                guard fresh[i] == 1 else { continue }
-                group.broadcast(peers[i].store.values, count: peers[i].store.trainableCount, root: 0)
-                group.broadcast(peers[i].store.buffers, count: peers[i].store.bufferCount, root: 0)
+                switch transport.fetch(peer: peers[i].name, into: peers[i].store, after: peers[i].stamp) {
+                case .fresh(let stamp):
+                    peers[i].stamp = stamp
+                    fresh[i] = 1
+                case .refused(let reason):
+                    log("[group \(groupIndex)] step \(step): peer \(peers[i].name) snapshot refused (\(reason)); "
+                        + (peers[i].stamp.map { "keeping its snapshot from its step \($0.step)" } ?? "no snapshot of it yet"))
+                case .unchanged:
+                    if let held = peers[i].stamp, let age = transport.secondsSinceLastPublication(peer: peers[i].name), age > 60 {
+                        log("[group \(groupIndex)] step \(step): peer \(peers[i].name) has published nothing for \(Int(age)) s; keeping its snapshot from its step \(held.step)")
+                    }
+                }
             }
         }
+        if group.size > 1 { shareWithGroup(&fresh) }
         if group.rank == 0 {
             for (i, p) in peers.enumerated() where fresh[i] == 1 {
-                log("[group \(groupIndex)] step \(step): peer \(p.name) snapshot version \(p.version) from its step \(p.step)")
+                log("[group \(groupIndex)] step \(step): peer \(p.name) snapshot version \(p.stamp!.version) from its step \(p.stamp!.step)")
             }
         }
-        return wallTime() - t0
+    }
+
+    /// The leader's view of the peers, broadcast: how many (a directory's publishers appear over
+    /// time), which changed and their stamps, then only the changed weights.
+    func shareWithGroup(_ fresh: inout [UInt8]) {
+        let count = Int(group.broadcastDoubles([Double(peers.count)], root: 0)[0])
+        while peers.count < count {
+            if let p = try? makePeer(name: "peer \(peers.count)") { peers.append(p) } else { break }
+        }
+        if fresh.count < count { fresh += [UInt8](repeating: 0, count: count - fresh.count) }
+        fresh = group.broadcast(fresh, root: 0)
+        let stamps = group.broadcastDoubles(peers.flatMap { [Double($0.stamp?.version ?? 0), Double($0.stamp?.step ?? 0)] }, root: 0)
+        for i in peers.indices {
+            let version = UInt64(stamps[2 * i])
+            peers[i].stamp = version > 0 ? SnapshotStamp(version: version, step: Int(stamps[2 * i + 1])) : nil
+            guard fresh[i] == 1 else { continue }
+            group.broadcast(peers[i].store.values, count: peers[i].store.trainableCount, root: 0)
+            group.broadcast(peers[i].store.buffers, count: peers[i].store.bufferCount, root: 0)
+        }
+    }
+
+    func makePeer(name: String) throws -> Peer {
+        let model = try Models.make(spec)
+        model.eval()
+        return Peer(name: name, model: model, store: ParameterStore(model: model, seed: 0))
+    }
+
+    // MARK: 2. Weight ramp, peer targets, the distillation term
+
+    /// Distillation weight at `step`: 0 during burn-in, then `distillWeight`, reached linearly
+    /// over `distillRamp` steps if that is set.
+    func weight(at step: Int) -> Float {
+        guard step >= config.burnIn else { return 0 }
+        guard config.distillRamp > 0 else { return config.distillWeight }
+        return config.distillWeight * min(1, Float(step - config.burnIn + 1) / Float(config.distillRamp))
+    }
+
+    /// The weighted term to add to the loss, and the unweighted soft-target cross-entropy to
+    /// report; nil during burn-in and while no peer snapshot has arrived.
+    func distillationTerm(logits: Tensor, images: Tensor, step: Int) -> (term: Tensor, reported: Double)? {
+        let w = weight(at: step)
+        guard w > 0 else { return nil }
+        let start = monotonicSeconds()
+        defer { peerForwardSeconds += monotonicSeconds() - start }
+        guard let targets = peerPrediction(images) else { return nil }
+        let t = config.temperature
+        let ce = softTargetCrossEntropy(logits, targets: targets, temperature: t)
+        return (scale(ce, w * t * t), Double(ce.scalar))
     }
 
     /// The peers' mean predicted probabilities at temperature T on `images` (no gradient), or nil
     /// while no peer has published anything yet.
-    func targets(for images: Tensor, temperature: Float) -> Tensor? {
-        let ready = peers.filter { $0.version > 0 }
+    func peerPrediction(_ images: Tensor) -> Tensor? {
+        let ready = peers.filter { $0.stamp != nil }
         guard !ready.isEmpty else { return nil }
         return withNoGrad {
             var mean: Tensor? = nil
             for p in ready {
-                let probs = softmax(p.model(images), temperature: temperature)
+                let probs = softmax(p.model(images), temperature: config.temperature)
                 if let m = mean { for i in 0..<m.count { m.data[i] += probs.data[i] } } else { mean = probs }
             }
             let m = mean!
@@ -171,17 +164,16 @@ final class Codistillation {
         }
     }
 
+    // MARK: 3. Metrics
+
     /// Age in steps of the stalest peer snapshot (-1 before any).
-    func maxAge(at step: Int) -> Int {
-        let ready = peers.filter { $0.version > 0 }
-        return ready.isEmpty ? -1 : ready.map { step - $0.step }.max()!
+    func peerAge(at step: Int) -> Int {
+        peers.compactMap { $0.stamp.map { step - $0.step } }.max() ?? -1
     }
 
-    /// Distillation weight at `step`: 0 during burn-in, then `distillWeight`, reached linearly over
-    /// `distillRamp` steps if that is set.
-    static func weight(_ config: TrainConfig, step: Int) -> Float {
-        guard step >= config.burnIn else { return 0 }
-        guard config.distillRamp > 0 else { return config.distillWeight }
-        return config.distillWeight * min(1, Float(step - config.burnIn + 1) / Float(config.distillRamp))
+    /// Peer age and the seconds spent exchanging and in peer forward passes since the last call.
+    func takeMetrics(at step: Int) -> (peerAge: Int, exchangeSeconds: Double, peerForwardSeconds: Double) {
+        defer { exchangeSeconds = 0; peerForwardSeconds = 0 }
+        return (peerAge(at: step), exchangeSeconds, peerForwardSeconds)
     }
 }

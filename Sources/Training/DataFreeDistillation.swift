@@ -76,6 +76,7 @@ public final class DataFreeDistiller {
                                       imageShape: teacher.spec.inputShape, classes: teacher.spec.classes,
                                       mean: mean, std: std)
         let sgd = SGD(store: studentStore, momentum: config.momentum, weightDecay: config.weightDecay)
+        let step = TrainingStep(model: student, store: studentStore, optimizer: sgd)
         let totalKD = config.rounds * config.kdSteps
         let schedule = LRSchedule(base: config.lr, shape: .cosine(totalSteps: max(1, totalKD), minLR: 0), warmupSteps: 0)
         var rng = RandomGenerator(seed: config.synthesis.seed, stream: "kd-sampling")
@@ -95,16 +96,16 @@ public final class DataFreeDistiller {
             for _ in 0..<config.kdSteps {
                 let images = samplePool(batch: config.kdBatch, rng: &rng)
                 let targets = withNoGrad { teacher.model(images) }
-                studentStore.zeroGrad()
-                let loss = klDivergence(student: student(images), teacher: targets, temperature: config.temperature)
-                guard loss.scalar.isFinite else {
-                    throw TrainingError("the distillation loss became \(loss.scalar) in round \(round): lower --lr (now \(config.lr))")
+                let stats: StepStatistics
+                do {
+                    stats = try step.run(images, lr: schedule.lr(at: kdStep)) { logits in
+                        Objective(loss: klDivergence(student: logits, teacher: targets, temperature: config.temperature))
+                    }
+                } catch let e as NonFiniteLoss {
+                    throw TrainingError("the distillation loss became \(e.statistics.loss) in round \(round): lower --lr (now \(config.lr))")
                 }
-                Tape.current.backward(loss)
-                studentStore.finalizeGradients()
-                sgd.step(lr: schedule.lr(at: kdStep))
                 kdStep += 1
-                kdLoss += Double(loss.scalar)
+                kdLoss += stats.loss
             }
             let kdSeconds = Date().timeIntervalSince(kdStart)
             var acc: Double?
@@ -143,12 +144,9 @@ public final class DataFreeDistiller {
         let wasTraining = model.training
         model.eval()
         defer { if wasTraining { model.train() } }
-        let builder = BatchBuilder(dataset: data, mean: mean, std: std)
         var correct = 0
-        for start in stride(from: 0, to: data.count, by: 500) {
-            let (images, labels) = builder.batch(indices: Array(start..<min(start + 500, data.count)), step: 0)
-            correct += withNoGrad { countCorrect(model(images), labels) }
-        }
+        BatchedInference(dataset: data, mean: mean, std: std)
+            .forEachBatch(indices: Array(0..<data.count), forward: { model($0) }) { logits, labels in correct += countCorrect(logits, labels) }
         return Double(correct) / Double(max(1, data.count))
     }
 

@@ -34,14 +34,11 @@ public struct TrainedModel {
 
     /// Class probabilities [N, K] for the whole dataset, in order, without recording a tape.
     public func predict(_ data: Dataset, mean: [Float], std: [Float], batch: Int = 500) -> [Float] {
-        let builder = BatchBuilder(dataset: data, mean: mean, std: std)
         var probs = [Float]()
         probs.reserveCapacity(data.count * spec.classes)
-        for start in stride(from: 0, to: data.count, by: batch) {
-            let (images, _) = builder.batch(indices: Array(start..<min(start + batch, data.count)), step: 0)
-            let p = withNoGrad { softmax(model(images)) }
-            probs += p.array
-        }
+        var inference = BatchedInference(dataset: data, mean: mean, std: std)
+        inference.chunk = batch
+        inference.forEachBatch(indices: Array(0..<data.count), forward: { model($0) }) { logits, _ in probs += softmax(logits).array }
         return probs
     }
 }
@@ -58,8 +55,7 @@ public struct EvaluationReport: Codable {
         var classTotal = [Int](repeating: 0, count: k), classCorrect = [Int](repeating: 0, count: k)
         for (i, label) in labels.enumerated() {
             let row = i * k
-            var best = 0
-            for j in 1..<k where p[row + j] > p[row + best] { best = j }
+            let best = p.withUnsafeBufferPointer { argmax($0.baseAddress! + row, count: k) }
             let y = Int(label)
             loss -= Foundation.log(Double(max(p[row + y], 1e-12)))
             classTotal[y] += 1
@@ -80,11 +76,8 @@ public func predictionChurn(_ a: [Float], _ b: [Float], classes k: Int) -> (disa
     var differ = 0
     var absDiff = 0.0
     for i in 0..<n {
-        var ba = 0, bb = 0
-        for j in 1..<k {
-            if a[i * k + j] > a[i * k + ba] { ba = j }
-            if b[i * k + j] > b[i * k + bb] { bb = j }
-        }
+        let ba = a.withUnsafeBufferPointer { argmax($0.baseAddress! + i * k, count: k) }
+        let bb = b.withUnsafeBufferPointer { argmax($0.baseAddress! + i * k, count: k) }
         if ba != bb { differ += 1 }
         for j in 0..<k { absDiff += Double(abs(a[i * k + j] - b[i * k + j])) }
     }

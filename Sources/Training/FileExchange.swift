@@ -9,12 +9,14 @@ import NN
 /// Readers list the other folders and load the newest complete snapshot of each, so a peer that
 /// died or stalls never blocks anybody: its last snapshot stays in use and its age is reported;
 /// a restarted job resumes from its own checkpoint and simply publishes again under its name.
-final class FileExchange {
+final class FileExchange: SnapshotTransport {
     let directory: String
     let name: String
     let spec: ModelSpec
     let configJSON: String
     private var warned = Set<String>()
+    /// Snapshots taken of each peer so far: the reader's version counter.
+    private var versions: [String: UInt64] = [:]
     let log: (String) -> Void
 
     init(directory: String, name: String, spec: ModelSpec, configJSON: String, log: @escaping (String) -> Void) throws {
@@ -26,13 +28,17 @@ final class FileExchange {
         }
     }
 
-    func publish(store: ParameterStore, step: Int) {
+    /// `torn`: the file is cut short after writing, as a copy interrupted mid-write looks.
+    func publish(_ store: ParameterStore, step: Int, torn: Bool) {
         let path = Checkpoint.path(directory: directory, folder: name, step: step)
         let meta = CheckpointMetadata(formatVersion: 1, step: step, epoch: 0, group: 0, numGroups: 1, worldSize: 1,
                                       model: spec, configJSON: configJSON, created: Checkpoint.timestamp())
         let state = RunState(step: step, epoch: 0, rngWords: [0, 0, 0, 0], dataSeed: 0, stepInEpoch: 0)
         do {
             try Checkpoint.write(path: path, store: store, optimizer: nil, metadata: meta, state: state)
+            if torn, let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int {
+                truncate(path, off_t(size / 2))
+            }
             try Checkpoint.prune(directory: directory, folder: name, keep: 2)
         } catch {
             // A full or unreachable shared directory must not stop training: peers keep our last snapshot.
@@ -49,22 +55,25 @@ final class FileExchange {
         }.sorted()
     }
 
-    /// Loads `peer`'s newest complete snapshot into `store` if it is newer than `afterStep`;
-    /// returns its step and the file's age in seconds.
-    func loadNewer(peer: String, afterStep: Int, into store: ParameterStore) -> (step: Int, ageSeconds: Double)? {
-        guard let path = Checkpoint.latest(directory: directory, folder: peer).path,
-              let ckpt = try? Checkpoint.read(path: path), ckpt.state.step > afterStep else { return nil }
+    /// Loads `peer`'s newest complete snapshot into `store` if it is newer than `after`.
+    func fetch(peer: String, into store: ParameterStore, after: SnapshotStamp?) -> FetchOutcome {
+        guard let path = Checkpoint.latest(directory: directory, folder: peer).path else { return .unchanged }
+        let ckpt: LoadedCheckpoint
+        do { ckpt = try Checkpoint.read(path: path) } catch { return .refused(reason: "\(error)") }
+        guard ckpt.state.step > after?.step ?? -1 else { return .unchanged }
         do {
             try Checkpoint.restore(ckpt, into: store, optimizer: nil, model: spec)
         } catch {
             if warned.insert(peer).inserted { log("warning: ignoring peer \(peer): \(error)") }
-            return nil
+            return .unchanged
         }
-        return (ckpt.state.step, age(of: path))
+        let version = versions[peer, default: 0] + 1
+        versions[peer] = version
+        return .fresh(SnapshotStamp(version: version, step: ckpt.state.step))
     }
 
     /// Seconds since `peer`'s newest file was written (nil if it has none).
-    func ageSeconds(peer: String) -> Double? {
+    func secondsSinceLastPublication(peer: String) -> Double? {
         Checkpoint.latest(directory: directory, folder: peer).path.map(age)
     }
 

@@ -1,4 +1,5 @@
 import Cluster
+import Engine
 import NN
 
 /// The group's one fused allreduce per step: gradients, BatchNorm running statistics and the
@@ -8,9 +9,9 @@ import NN
 /// the means is the group batch's mean: 2 ranks x B/2 == 1 rank x B). Running statistics are
 /// averaged too, which keeps every rank's buffers identical (each rank normalised with its local
 /// batch, as PyTorch DDP without SyncBatchNorm).
-public final class GradientSync {
+public final class GradientSync: GradientReduction {
     let store: ParameterStore
-    let group: Communicator
+    let group: Collectives
     let buffer: UnsafeMutablePointer<Float>
     let maxScalars = 8
     /// Wait for the slowest rank asleep (MPI_Ibarrier polled every 50 us) before the allreduce,
@@ -20,7 +21,10 @@ public final class GradientSync {
     /// poll interval per step.
     public var sleepWhileWaiting = true
 
-    public init(store: ParameterStore, group: Communicator) {
+    public private(set) var lastWaitSeconds = 0.0, lastReduceSeconds = 0.0
+    public var ranks: Int { group.size }
+
+    public init(store: ParameterStore, group: Collectives) {
         self.store = store
         self.group = group
         buffer = .allocate(capacity: store.trainableCount + store.bufferCount + maxScalars)
@@ -35,8 +39,14 @@ public final class GradientSync {
         buffer.update(from: store.gradients, count: nt)
         (buffer + nt).update(from: store.buffers, count: nb)
         for (i, s) in scalars.enumerated() { buffer[nt + nb + i] = Float(s) }
-        if sleepWhileWaiting { group.sleepingBarrier(pollMicroseconds: 50) }
+        // The barrier separates waiting for the slower rank (load imbalance, noisy neighbours)
+        // from the cost of the reduction itself; asleep unless told otherwise (see above).
+        let start = monotonicSeconds()
+        if sleepWhileWaiting { group.sleepingBarrier(pollMicroseconds: 50) } else { group.barrier() }
+        let reached = monotonicSeconds()
         group.allreduceSum(buffer, count: nt + nb + scalars.count)
+        lastWaitSeconds = reached - start
+        lastReduceSeconds = monotonicSeconds() - reached
         let inv = 1 / Float(group.size)
         for i in 0..<nt { store.gradients[i] = buffer[i] * inv }
         for i in 0..<nb { store.buffers[i] = buffer[nt + i] * inv }

@@ -1,4 +1,6 @@
+import Engine
 import Foundation
+import NN
 
 /// One line of a group's metrics file.
 public struct MetricsRow {
@@ -17,6 +19,38 @@ public struct MetricsRow {
     public var peerAge: Int? = nil
     public var exchangeSeconds: Double? = nil
     public var peerForwardSeconds: Double? = nil
+}
+
+/// The running sums between two metrics rows: training loss and accuracy, throughput, time in
+/// the allreduce, and the distillation term when codistillation is on.
+struct MetricsWindow {
+    var steps = 0, lossSum = 0.0, correct = 0, samples = 0
+    var allreduceSeconds = 0.0, distillSum = 0.0
+    var start = monotonicSeconds()
+
+    mutating func add(_ s: StepStatistics) {
+        steps += 1
+        lossSum += s.loss; correct += s.correct; samples += s.samples
+        allreduceSeconds += s.waitSeconds + s.reduceSeconds
+        distillSum += s.extra ?? 0
+    }
+
+    /// The row for `step`, then a fresh window. `codistillation`: its metrics since the last row.
+    mutating func close(step: Int, epoch: Double, lr: Float, evaluation: (loss: Double, accuracy: Double)?,
+                        codistillation: (peerAge: Int, exchangeSeconds: Double, peerForwardSeconds: Double)?) -> MetricsRow {
+        let elapsed = monotonicSeconds() - start
+        let row = MetricsRow(step: step, epoch: epoch, time: Date().timeIntervalSince1970,
+                             loss: lossSum / Double(max(1, steps)),
+                             trainAccuracy: samples > 0 ? Double(correct) / Double(samples) : 0, lr: Double(lr),
+                             testLoss: evaluation?.loss, testAccuracy: evaluation?.accuracy,
+                             samplesPerSecond: Double(samples) / max(elapsed, 1e-9),
+                             allreduceSeconds: allreduceSeconds,
+                             distillLoss: codistillation == nil ? nil : distillSum / Double(max(1, steps)),
+                             peerAge: codistillation?.peerAge, exchangeSeconds: codistillation?.exchangeSeconds,
+                             peerForwardSeconds: codistillation?.peerForwardSeconds)
+        self = MetricsWindow()
+        return row
+    }
 }
 
 /// Appends rows as CSV (header first) or JSON Lines (path ending in .jsonl), flushed per row so a

@@ -129,10 +129,10 @@ struct BenchScalingWorker: ParsableCommand {
 struct ScalingBench {
     let world: Communicator
     let batch: Int
-    let net: Module
-    let store: ParameterStore
-    let sgd: SGD
-    let sync: GradientSync
+    /// The step `train` runs, with the group's allreduce, and the same step of one rank alone
+    /// (same model, store and optimizer).
+    let groupStep: TrainingStep
+    let soloStep: TrainingStep
     let xs: [Tensor]
     let ys: [[Int]]
     let sampleSize = 28 * 28
@@ -147,11 +147,13 @@ struct ScalingBench {
         self.world = world
         self.tracing = tracing
         self.batch = batch
-        net = try Models.make(ModelSpec(name: model, inputShape: [1, 28, 28], classes: 10))
-        store = ParameterStore(model: net, seed: 0)
-        sgd = SGD(store: store, momentum: 0.9, weightDecay: 5e-4)
-        sync = GradientSync(store: store, group: world)
+        let net = try Models.make(ModelSpec(name: model, inputShape: [1, 28, 28], classes: 10))
+        let store = ParameterStore(model: net, seed: 0)
+        let sgd = SGD(store: store, momentum: 0.9, weightDecay: 5e-4)
+        let sync = GradientSync(store: store, group: world)
         sync.sleepWhileWaiting = !spinWhileWaiting
+        groupStep = TrainingStep(model: net, store: store, optimizer: sgd, reduction: sync)
+        soloStep = TrainingStep(model: net, store: store, optimizer: sgd)
         let groupBatch = batch * world.size
         xs = (0..<4).map { Tensor.normal([groupBatch, 1, 28, 28], seed: UInt64(100 + $0)) }
         ys = (0..<4).map { b in
@@ -163,32 +165,17 @@ struct ScalingBench {
     /// One step. `together`: the group step (this rank's slice of the group batch, then the
     /// allreduce); otherwise this rank alone on `batch` samples. Returns (samples, compute s, wait s, allreduce s).
     mutating func step(together: Bool) -> (samples: Int, compute: Double, wait: Double, allreduce: Double) {
-        let start = wallTime()
         let slice = together ? (world.rank * batch)..<((world.rank + 1) * batch) : 0..<batch
         let images = Tensor(uninitialized: [slice.count, 1, 28, 28])
         let source = xs[stepIndex % 4], labels = Array(ys[stepIndex % 4][slice])
         images.data.update(from: source.data + slice.lowerBound * sampleSize, count: slice.count * sampleSize)
         stepIndex += 1
-        store.zeroGrad()
-        let loss = crossEntropy(net(images), labels: labels)
-        Tape.current.backward(loss)
-        store.finalizeGradients()
-        let t0 = wallTime()
-        var t1 = t0, t2 = t0
-        if together {
-            // The barrier separates waiting for the slower rank (load imbalance, noisy neighbours)
-            // from the cost of the reduction itself.
-            // Asleep, as GradientSync waits (see there); its own barrier then passes at once.
-            if spinWhileWaiting { world.barrier() } else { world.sleepingBarrier(pollMicroseconds: 50) }
-            t1 = wallTime()
-            _ = sync.average(scalars: [Double(loss.scalar)])
-            t2 = wallTime()
-        }
-        sgd.step(lr: 0.05)
+        // Random data with a fixed learning rate stays finite; a NaN here is an engine bug.
+        let s = try! (together ? groupStep : soloStep).run(images, labels: labels, lr: 0.05)
         if tracing {
-            traceLines.append(String(format: "%d %d %.3f %.3f", stepIndex, slice.count, 1000 * (t0 - start), 1000 * (t1 - t0)))
+            traceLines.append(String(format: "%d %d %.3f %.3f", stepIndex, slice.count, 1000 * s.computeSeconds, 1000 * s.waitSeconds))
         }
-        return (slice.count, t0 - start, t1 - t0, t2 - t1)
+        return (slice.count, s.computeSeconds, s.waitSeconds, s.reduceSeconds)
     }
 
     /// `count` group steps; returns the seconds spent in the allreduce and waiting for the slower rank.
@@ -205,10 +192,10 @@ struct ScalingBench {
     mutating func separate(steps: Int, warmup: Int) throws {
         for _ in 0..<warmup { _ = step(together: true) }
         world.barrier()
-        let start = wallTime()
+        let start = monotonicSeconds()
         let (allreduce, waiting) = groupSteps(steps)
         world.barrier()
-        let elapsed = wallTime() - start
+        let elapsed = monotonicSeconds() - start
         let sums = world.allreduceSum([allreduce, waiting]).map { $0 / Double(world.size) }
         if world.rank == 0 {
             let sps = Double(batch * steps * world.size) / elapsed
@@ -228,17 +215,17 @@ struct ScalingBench {
             var solo = 0.0
             for r in 0..<world.size {
                 if world.rank == r {
-                    let t = wallTime()
+                    let t = monotonicSeconds()
                     for _ in 0..<block { _ = step(together: false) }
-                    solo += wallTime() - t
+                    solo += monotonicSeconds() - t
                 }
                 world.sleepingBarrier()
             }
             world.barrier()
-            let t = wallTime()
+            let t = monotonicSeconds()
             let (ar, wt) = groupSteps(block)
             world.barrier()
-            let together = wallTime() - t
+            let together = monotonicSeconds() - t
             if cycle == 0 { continue }
             // Every rank ran one solo block: the cycle's mean solo block time.
             soloSeconds.append(world.allreduceSum([solo])[0] / Double(world.size))

@@ -109,6 +109,10 @@ struct Train: ParsableCommand {
             try checkLauncher(world: world)
             let cfg = try buildConfig()
             trainer = try Trainer(config: cfg, resume: resume, world: world, log: say)
+            if ProcessInfo.processInfo.environment["CODISTILL_FAULT_CORRUPT_SNAPSHOTS"] == "1" {
+                // Fault injection for tests: every publication arrives torn.
+                trainer!.wrapTransport = { FaultInjectingTransport($0) }
+            }
             let result = try trainer!.run()
             if world.rank == 0 && cfg.groups == 1 {
                 say(String(format: "test_acc=%.2f test_loss=%.4f steps=%d checkpoint=%@", 100 * result.testAccuracy,

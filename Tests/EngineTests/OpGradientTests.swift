@@ -192,6 +192,10 @@ final class OpGradientTests: XCTestCase {
         let t = withNoGrad { softmax(Tensor.uniform([3, 4], low: -1, high: 1, seed: 111)) }
         t.requiresGrad = true
         assertGrad([z, t]) { softTargetCrossEntropy(z, targets: t) }
+        assertGrad([z, t]) { softTargetCrossEntropy(z, targets: t, temperature: 2.5) }
+        // At temperature T the loss is the one of the logits divided by T.
+        let softened = withNoGrad { softTargetCrossEntropy(scale(z, 1 / 2.5), targets: t).scalar }
+        XCTAssertEqual(withNoGrad { softTargetCrossEntropy(z, targets: t, temperature: 2.5).scalar }, softened, accuracy: 1e-6)
     }
 
     func testKLDivergence() {

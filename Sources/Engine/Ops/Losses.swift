@@ -59,14 +59,15 @@ public func crossEntropy(_ logits: Tensor, labels: [Int], labelSmoothing eps: Fl
     return y
 }
 
-/// Mean over rows of -sum_j t_j log softmax(z)_j, for soft targets t [N, K] (rows sum to 1).
-/// Gradients reach both the logits and, if it requires them, the targets.
-public func softTargetCrossEntropy(_ logits: Tensor, targets: Tensor) -> Tensor {
+/// Mean over rows of -sum_j t_j log softmax(z/T)_j, for soft targets t [N, K] (rows sum to 1):
+/// codistillation's term towards the peers' mean prediction at temperature T. Gradients reach
+/// both the logits (including the 1/T of the softened logits) and, if it requires them, the targets.
+public func softTargetCrossEntropy(_ logits: Tensor, targets: Tensor, temperature t: Float = 1) -> Tensor {
     precondition(logits.rank == 2 && logits.shape == targets.shape,
                  "softTargetCrossEntropy: logits \(logits.shape) vs targets \(targets.shape)")
     let n = logits.shape[0], k = logits.shape[1]
     let logp = Tensor(uninitialized: logits.shape)
-    logSoftmaxRows(logits.data, rows: n, cols: k, into: logp.data)
+    logSoftmaxRows(logits.data, rows: n, cols: k, temperature: t, into: logp.data)
     var total: Double = 0
     for i in 0..<logits.count { total -= Double(targets.data[i] * logp.data[i]) }
     let y = Tensor([Float(total / Double(n))], shape: [1])
@@ -74,12 +75,13 @@ public func softTargetCrossEntropy(_ logits: Tensor, targets: Tensor) -> Tensor 
         Tape.record(y) { dy in
             let g = dy[0] / Float(n)
             if let (d, acc) = gradTarget(logits) {
+                let gz = g / t
                 for r in 0..<n {
                     var tsum: Float = 0
                     for j in 0..<k { tsum += targets.data[r * k + j] }
                     for j in 0..<k {
                         let i = r * k + j
-                        put(d, i, g * (Foundation.exp(logp.data[i]) * tsum - targets.data[i]), acc)
+                        put(d, i, gz * (Foundation.exp(logp.data[i]) * tsum - targets.data[i]), acc)
                     }
                 }
             }

@@ -1,0 +1,123 @@
+import Checkpoint
+import Data
+import Engine
+import Foundation
+import NN
+
+/// A started run of one rank: `advance()` trains one step and does what falls due after it
+/// (consistency check, evaluation, metrics row, checkpoint, stop on signal).
+public final class TrainingRun {
+    let trainer: Trainer
+    var config: TrainConfig { trainer.config }
+    let spec: ModelSpec
+    public let model: Module
+    public let store: ParameterStore
+    let optimizer: Optimizer
+    let step: TrainingStep
+    let plan: ShardPlan
+    let test: Dataset
+    let mean: [Float], std: [Float]
+    let builder: BatchBuilder
+    let metrics: MetricsWriter?
+    let codistillation: Codistillation?
+    let schedule: LRSchedule
+    let progress: Progress
+    public let totalSteps: Int
+    /// Steps completed.
+    public private(set) var stepsDone: Int
+    var lastCheckpoint: String?
+    var lastEval: (loss: Double, accuracy: Double)?
+    var window = MetricsWindow()
+    private var closed = false
+
+    init(trainer: Trainer, spec: ModelSpec, model: Module, store: ParameterStore, optimizer: Optimizer, step: TrainingStep,
+         plan: ShardPlan, test: Dataset, mean: [Float], std: [Float], builder: BatchBuilder, metrics: MetricsWriter?,
+         codistillation: Codistillation?, startStep: Int, lastCheckpoint: String?) {
+        self.trainer = trainer; self.spec = spec; self.model = model; self.store = store; self.optimizer = optimizer
+        self.step = step; self.plan = plan; self.test = test; self.mean = mean; self.std = std; self.builder = builder
+        self.metrics = metrics; self.codistillation = codistillation
+        self.stepsDone = startStep; self.lastCheckpoint = lastCheckpoint
+        let config = trainer.config
+        totalSteps = config.steps > 0 ? config.steps : config.epochs * plan.stepsPerEpoch
+        let shape: LRSchedule.Shape
+        switch config.schedule {
+        case "step": shape = .step(every: config.stepEvery, gamma: config.stepGamma)
+        case "cosine": shape = .cosine(totalSteps: totalSteps, minLR: 0)
+        default: shape = .constant
+        }
+        schedule = LRSchedule(base: config.lr, shape: shape, warmupSteps: config.warmupSteps)
+        let groups = config.groups
+        progress = Progress(enabled: groups == 1 ? trainer.world.rank == 0 : trainer.group.rank == 0, total: totalSteps,
+                            logEvery: config.logEvery, log: trainer.log, prefix: groups > 1 ? "[group \(trainer.groupIndex)] " : "")
+    }
+
+    /// Ends the exchange (collective over the world for MPI windows); once on every rank.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        codistillation?.close()
+    }
+
+    /// Trains one step; false once the run is complete. Throws StopRequested after the
+    /// checkpoint when a stop signal arrived.
+    public func advance() throws -> Bool {
+        guard stepsDone < totalSteps else { return false }
+        let s = stepsDone
+        codistillation?.beforeStep(s, optimizer: optimizer)
+        let (images, labels) = builder.batch(indices: plan.indices(step: s), step: s)
+        let lr = schedule.lr(at: s)
+        let stats: StepStatistics
+        do {
+            stats = try step.run(images, lr: lr, requestStop: StopSignal.requested) { logits in
+                Objective(loss: crossEntropy(logits, labels: labels, labelSmoothing: config.labelSmoothing),
+                          extra: codistillation?.distillationTerm(logits: logits, images: images, step: s),
+                          correct: countCorrect(logits, labels))
+            }
+        } catch let e as NonFiniteLoss {
+            throw TrainingError("\(e) at step \(s + 1)"
+                + (lastCheckpoint.map { "; the last good checkpoint is \($0) (resume with --resume auto)" } ?? "")
+                + ": lower --lr (now \(config.lr)) or add --warmup-steps")
+        }
+        stepsDone += 1
+        window.add(stats)
+        try afterStep(stop: stats.stopRequested, lr: lr)
+        return stepsDone < totalSteps
+    }
+
+    func afterStep(stop: Bool, lr: Float) throws {
+        let s = stepsDone
+        if config.consistencyEvery > 0 && s % config.consistencyEvery == 0 {
+            let sums = trainer.group.allgather(store.checksum())
+            if Set(sums).count != 1 {
+                throw TrainingError("ranks of group \(trainer.groupIndex) disagree on the parameters at step \(s) (checksums \(sums.map { String($0, radix: 16) })): this is a bug or a faulty node; rerun from the last checkpoint")
+            }
+        }
+        let isLast = s == totalSteps
+        if (config.evalEvery > 0 && s % config.evalEvery == 0) || isLast {
+            lastEval = trainer.evaluate(model: model, test: test, mean: mean, std: std)
+        }
+        let stopping = stop && !isLast
+        if s % config.logEvery == 0 || isLast || stopping {
+            let row = window.close(step: s, epoch: Double(s) / Double(plan.stepsPerEpoch), lr: lr, evaluation: lastEval,
+                                   codistillation: codistillation?.takeMetrics(at: s))
+            metrics?.write(row)
+            progress.report(row, group: trainer.groupIndex)
+            lastEval = isLast ? lastEval : nil
+        }
+        if (config.checkpointEvery > 0 && s % config.checkpointEvery == 0) || isLast || stopping {
+            lastCheckpoint = try trainer.saveCheckpoint(store: store, optimizer: optimizer, spec: spec, step: s,
+                                                        stepsPerEpoch: plan.stepsPerEpoch, mean: mean, std: std,
+                                                        metrics: lastEval.map { ["test_accuracy": $0.accuracy, "test_loss": $0.loss] } ?? [:])
+        }
+        if stopping {
+            if trainer.world.rank == 0 { trainer.log("stopping on signal after step \(s); checkpoint \(lastCheckpoint ?? "-"); continue with --resume auto") }
+            throw StopRequested(checkpoint: lastCheckpoint)
+        }
+    }
+
+    /// The final test figures (evaluating now if the last step did not).
+    public func finish() -> TrainResult {
+        let final = lastEval ?? trainer.evaluate(model: model, test: test, mean: mean, std: std)
+        return TrainResult(steps: stepsDone, testAccuracy: final.accuracy, testLoss: final.loss, lastCheckpoint: lastCheckpoint)
+    }
+}

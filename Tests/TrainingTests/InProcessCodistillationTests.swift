@@ -1,0 +1,166 @@
+import Cluster
+import Data
+import Foundation
+import NN
+import XCTest
+@testable import Training
+
+/// Two codistilling trainers in one process, on the in-memory snapshot transport: each is a
+/// one-rank job of one group, as jobs sharing a peer directory are, and the test advances them
+/// in turn, one step each. No mpirun; the whole codistillation path of the trainer runs.
+final class InProcessCodistillationTests: XCTestCase {
+    static let fashionMNIST = "/usr/share/datasets/fashion-mnist"
+    /// The first 3,000 training and 1,000 test images of Fashion-MNIST as one HDF5 file: real
+    /// data, small enough for a debug build to train on in seconds.
+    nonisolated(unsafe) static var data = ""
+    var directory = ""
+
+    override class func setUp() {
+        guard FileManager.default.fileExists(atPath: fashionMNIST) else { return }
+        func head(_ split: Split, _ n: Int) throws -> Dataset {
+            let d = try DatasetLoader.load(path: fashionMNIST, split: split)
+            var pixels = [Float](repeating: 0, count: n * d.sampleSize)
+            pixels.withUnsafeMutableBufferPointer { p in for i in 0..<n { d.copySample(i, into: p.baseAddress! + i * d.sampleSize) } }
+            return Dataset(name: d.name, sampleShape: d.sampleShape, floatPixels: pixels, labels: Array(d.labels[0..<n]), classes: d.classes)
+        }
+        data = NSTemporaryDirectory() + "codistill-inprocess-fashion-mnist-head-\(getpid()).h5"
+        do { try HDF5DatasetWriter.write(train: try head(.train, 3000), test: try head(.test, 1000), to: data) } catch { data = "" }
+    }
+
+    override class func tearDown() { if !data.isEmpty { try? FileManager.default.removeItem(atPath: data) } }
+
+    override func setUpWithError() throws {
+        try XCTSkipUnless(!Self.data.isEmpty, "Fashion-MNIST is not installed (scripts/setup.sh)")
+        directory = NSTemporaryDirectory() + "codistill-inprocess-\(UUID().uuidString)"
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
+
+    struct Job {
+        let name: String
+        let run: TrainingRun
+        var log: [String]
+        let metricsPath: String
+    }
+
+    func config(name: String, seed: UInt64, steps: Int, distill: Bool) -> TrainConfig {
+        var c = TrainConfig()
+        c.model = "mlp"
+        c.data = Self.data
+        c.batch = 32
+        c.steps = steps
+        c.lr = 0.05
+        c.seed = seed
+        c.checkpointDir = "\(directory)/\(name)"
+        c.logEvery = 10
+        c.exchange = distill ? "files" : "none"
+        c.peerDir = "(in memory)"
+        c.exchangeEvery = 10
+        c.burnIn = 40
+        return c
+    }
+
+    /// Trains jobs "a" and "b" side by side; `wrap` may replace b's transport (fault injection).
+    func train(steps: Int, distill: Bool, wrapB: ((SnapshotTransport) -> SnapshotTransport)? = nil) throws -> [Job] {
+        let board = InMemorySnapshotBoard()
+        var logs: [String: [String]] = [:]
+        var jobs: [Job] = []
+        for (i, name) in ["a", "b"].enumerated() {
+            let cfg = config(name: name, seed: UInt64(1 + i), steps: steps, distill: distill)
+            let trainer = try Trainer(config: cfg, resume: nil, world: SoloCollectives(), log: { logs[name, default: []].append($0) })
+            trainer.transportOverride = InMemoryTransport(board: board, name: name)
+            if name == "b" { trainer.wrapTransport = wrapB }
+            jobs.append(Job(name: name, run: try trainer.start(), log: [], metricsPath: "\(cfg.checkpointDir)/group-0/metrics.csv"))
+        }
+        var going = true
+        while going {
+            going = false
+            for job in jobs { if try job.run.advance() { going = true } }
+        }
+        for i in jobs.indices { jobs[i].run.close(); jobs[i].log = logs[jobs[i].name] ?? [] }
+        return jobs
+    }
+
+    /// (step, version, peer's step) of every fresh snapshot a job logged.
+    func snapshots(_ job: Job) -> [(step: Int, version: Int, peerStep: Int)] {
+        job.log.compactMap { line in
+            let words = line.split(separator: " ")
+            guard line.contains("snapshot version"), words.count >= 13 else { return nil }
+            return (Int(words[3].dropLast())!, Int(words[8])!, Int(words[12])!)
+        }
+    }
+
+    /// Rows of a metrics CSV as [column: value].
+    func rows(_ path: String) throws -> [[String: Double]] {
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        let header = lines[0].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        return lines.dropFirst().map { line in
+            let values = line.split(separator: ",", omittingEmptySubsequences: false)
+            var row: [String: Double] = [:]
+            for (k, v) in zip(header, values) { if let d = Double(v) { row[k] = d } }
+            return row
+        }
+    }
+
+    func testBurnInGatesDistillationAndPeerVersionsAdvance() throws {
+        let jobs = try train(steps: 120, distill: true)
+        for job in jobs {
+            let seen = snapshots(job)
+            XCTAssertFalse(seen.isEmpty, "\(job.name) never took a snapshot: \(job.log)")
+            XCTAssert(seen.allSatisfy { $0.step >= 40 }, "no exchange before the end of burn-in: \(seen)")
+            XCTAssertEqual(seen.map(\.version), Array(1...seen.count), "versions advance by one per exchange: \(seen)")
+            XCTAssertEqual(seen.map(\.peerStep), seen.map(\.peerStep).sorted(), "the peer's steps only advance")
+            // The jobs take turns, so at an exchange step the first has not seen the second's
+            // publication of that step yet: its peer is up to two exchanges old, the other's one.
+            for row in try rows(job.metricsPath) {
+                let step = Int(row["step"]!), distill = row["distill_loss"]!, age = Int(row["peer_age"]!)
+                if step <= 40 {
+                    XCTAssertEqual(distill, 0, "no distillation during burn-in: \(row)")
+                    XCTAssertEqual(age, -1, "no peer snapshot during burn-in: \(row)")
+                } else if step > 60 {
+                    XCTAssertGreaterThan(distill, 0, "distillation once a peer snapshot is held: \(row)")
+                    XCTAssert((10...20).contains(age), "a peer snapshot at most two exchanges old: \(row)")
+                }
+            }
+        }
+    }
+
+    func testRefusedSnapshotKeepsThePreviousOne() throws {
+        // Every second publication of b arrives torn.
+        let jobs = try train(steps: 120, distill: true, wrapB: { FaultInjectingTransport($0, tearEvery: 2) })
+        let a = jobs[0]
+        let refused = a.log.filter { $0.contains("peer b snapshot refused (checksum mismatch") }
+        XCTAssertGreaterThanOrEqual(refused.count, 3, "a refuses b's torn snapshots: \(a.log)")
+        let fresh = snapshots(a)
+        XCTAssertGreaterThanOrEqual(fresh.count, 3, "a takes b's intact snapshots: \(a.log)")
+        for line in refused {
+            // Each refusal names the snapshot kept: the last fresh one before it.
+            let step = Int(line.split(separator: " ")[3].dropLast())!
+            if let kept = fresh.last(where: { $0.step < step }) {
+                XCTAssert(line.hasSuffix("keeping its snapshot from its step \(kept.peerStep)"), line)
+            } else {
+                XCTAssert(line.hasSuffix("no snapshot of it yet"), line)
+            }
+        }
+        let ages = try rows(a.metricsPath).compactMap { $0["peer_age"] }.filter { $0 >= 0 }
+        // Without refusals a's peer is at most 20 steps old (see above); each refusal adds one exchange.
+        XCTAssert(ages.contains { $0 == 30 }, "a kept an older snapshot through a refused exchange: \(ages)")
+        XCTAssert(ages.allSatisfy { $0 <= 30 }, "never more than one refused exchange in a row: \(ages)")
+        XCTAssert(snapshots(jobs[1]).count >= 3, "b reads a's snapshots as usual")
+    }
+
+    func testCodistillationLowersChurn() throws {
+        func churn(distill: Bool) throws -> Double {
+            let jobs = try train(steps: 300, distill: distill)
+            let test = try DatasetLoader.load(path: Self.data, split: .test)
+            let predictions = try jobs.map { job -> [Float] in
+                let model = try TrainedModel(checkpoint: job.run.lastCheckpoint!)
+                let (mean, std) = model.recordedNormalization!
+                return model.predict(test, mean: mean, std: std)
+            }
+            return predictionChurn(predictions[0], predictions[1], classes: test.classes).meanAbsDiff
+        }
+        let with = try churn(distill: true), without = try churn(distill: false)
+        XCTAssertLessThan(with, without, "codistilled models agree more (mean |p_a - p_b|: \(with) vs \(without) without distillation)")
+    }
+}
