@@ -45,7 +45,7 @@ final class Codistillation {
         staging = .allocate(capacity: payload)
         peers = []
         var rmaPeers: [(String, Int)] = []
-        if config.exchange == "files" {
+        if config.exchange == .files {
             var name = config.peerName
             if name.isEmpty { name = URL(fileURLWithPath: config.checkpointDir).lastPathComponent }
             if config.groups > 1 { name += "-group-\(groupIndex)" }
@@ -55,7 +55,7 @@ final class Codistillation {
         } else {
             transport = .rma(try PeerWindow(world: world, payloadCount: payload, exposes: group.rank == 0))
             let perGroup = world.size / config.groups
-            let followed: [Int] = config.topology == "ring"
+            let followed: [Int] = config.topology == .ring
                 ? [(groupIndex + config.groups - 1) % config.groups]
                 : (0..<config.groups).filter { $0 != groupIndex }
             rmaPeers = followed.map { ("group \($0)", $0 * perGroup) }

@@ -39,9 +39,10 @@ public struct SynthesisConfig {
     public init() {}
 }
 
-public enum SynthesisMethod: String, CaseIterable {
+public enum SynthesisMethod: String, OptionChoice {
     case fastDFKD = "fastdfkd"
     case deepInversion = "deepinversion"
+    public static let optionName = "--method"
 }
 
 /// The frozen teacher seen from the synthesiser: eval mode, no parameter gradients, BatchNorm

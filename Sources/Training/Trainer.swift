@@ -75,15 +75,15 @@ public final class Trainer {
         // Groups start from different weights and data orders (seed + group); ranks of a group agree.
         let groupSeed = config.seed &+ UInt64(groupIndex)
         let store = ParameterStore(model: model, seed: groupSeed)
-        let optimizer: Optimizer = config.optimizer == "sgd"
+        let optimizer: Optimizer = config.optimizer == .sgd
             ? SGD(store: store, momentum: config.momentum, weightDecay: config.weightDecay, nesterov: config.nesterov)
-            : Adam(store: store, weightDecay: config.weightDecay, decoupled: config.optimizer == "adamw")
+            : Adam(store: store, weightDecay: config.weightDecay, decoupled: config.optimizer == .adamw)
 
         let (mean, std): ([Float], [Float]) = config.normalize
             ? train.channelStatistics()
             : ([Float](repeating: 0, count: spec.inputShape[0]), [Float](repeating: 1, count: spec.inputShape[0]))
         inputMean = mean; inputStd = std
-        let disjoint = config.groups > 1 && config.dataSplit == "disjoint"
+        let disjoint = config.groups > 1 && config.dataSplit == .disjoint
         let plan = ShardPlan(datasetCount: train.count, perRankBatch: config.batch, ranksInGroup: group.size,
                              rankInGroup: group.rank, seed: groupSeed,
                              partitions: disjoint ? config.groups : 1, partition: disjoint ? groupIndex : 0)
@@ -116,7 +116,7 @@ public final class Trainer {
         let progress = Progress(enabled: config.groups == 1 ? world.rank == 0 : group.rank == 0, total: totalSteps,
                                 logEvery: config.logEvery, log: log, prefix: config.groups > 1 ? "[group \(groupIndex)] " : "")
         // RMA connects the groups of this job; files connect groups of any jobs sharing --peer-dir.
-        let codistill = (config.groups > 1 && config.exchange == "rma") || config.exchange == "files"
+        let codistill = (config.groups > 1 && config.exchange == .rma) || config.exchange == .files
             ? try Codistillation(config: config, world: world, group: group, groupIndex: groupIndex, spec: spec, store: store, log: log)
             : nil
         defer { codistill?.close() }
@@ -227,9 +227,9 @@ public final class Trainer {
 
     func scheduleShape(totalSteps: Int) -> LRSchedule.Shape {
         switch config.schedule {
-        case "step": return .step(every: config.stepEvery, gamma: config.stepGamma)
-        case "cosine": return .cosine(totalSteps: totalSteps, minLR: 0)
-        default: return .constant
+        case .step: return .step(every: config.stepEvery, gamma: config.stepGamma)
+        case .cosine: return .cosine(totalSteps: totalSteps, minLR: 0)
+        case .constant: return .constant
         }
     }
 
