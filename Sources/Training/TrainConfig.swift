@@ -6,6 +6,9 @@ import NN
 public struct TrainConfig: Codable, Equatable {
     public var model = "cnn"
     public var data = "/usr/share/datasets/fashion-mnist"
+    /// Dataset whose test split is the evaluation set (empty: the test split of `data`). A
+    /// single-split HDF5 file serves as both splits, so training on one needs its test set here.
+    public var testData = ""
     public var groups = 1
     /// Samples per rank per step; a group's batch is this times the ranks in the group.
     public var batch = 64

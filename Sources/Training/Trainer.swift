@@ -59,15 +59,20 @@ public final class Trainer {
 
     public func run() throws -> TrainResult {
         BLAS.setThreads(config.blasThreads)
+        let testPath = config.testData.isEmpty ? config.data : config.testData
         let (train, test) = try collectively {
-            (try DatasetLoader.load(path: config.data, split: .train), try DatasetLoader.load(path: config.data, split: .test))
+            (try DatasetLoader.load(path: config.data, split: .train), try DatasetLoader.load(path: testPath, split: .test))
+        }
+        if world.rank == 0, let trainAt = DatasetLoader.location(path: config.data, split: .train),
+           trainAt == DatasetLoader.location(path: testPath, split: .test) {
+            log("warning: the test set is the training set (\(testPath) has a single split): test accuracy measures memorisation; pass --test-data FILE to evaluate on held-out data")
         }
         try collectively {
             if test.sampleShape != train.sampleShape {
-                throw TrainingError("\(config.data): test images are \(test.sampleShape) but training images \(train.sampleShape): both splits must have one shape")
+                throw TrainingError("\(testPath): test images are \(test.sampleShape) but training images \(train.sampleShape): both splits must have one shape")
             }
             if let bad = test.labels.first(where: { Int($0) >= train.classes }) {
-                throw TrainingError("\(config.data): the test split (\(test.name)) has label \(bad), outside the \(train.classes) classes 0..<\(train.classes) of the training split: fix the labels or the file pairing")
+                throw TrainingError("\(testPath): the test split (\(test.name)) has label \(bad), outside the \(train.classes) classes 0..<\(train.classes) of the training split: fix the labels or the file pairing")
             }
         }
         let spec = ModelSpec(name: config.model, inputShape: train.sampleShape, classes: train.classes)

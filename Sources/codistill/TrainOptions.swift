@@ -11,6 +11,7 @@ private let defaults = TrainConfig()
 struct TrainOptions: ParsableArguments {
     @Option(help: help("Model: \(Models.names.joined(separator: ", ")).", default: defaults.model)) var model: String?
     @Option(help: help("Dataset: IDX directory (MNIST family), CIFAR binary directory or HDF5 file.", default: defaults.data)) var data: String?
+    @Option(help: help("Dataset whose test split is the evaluation set (none: the test split of --data; a single-split HDF5 file is its own test split).", default: defaults.testData)) var testData: String?
     @Option(help: help("Number of groups G (must divide the rank count).", default: defaults.groups)) var groups: Int?
     @Option(help: help("Samples per rank per step (group batch = batch x ranks per group).", default: defaults.batch)) var batch: Int?
     @Option(help: help("Epochs over the training set.", default: defaults.epochs)) var epochs: Int?

@@ -111,7 +111,7 @@ final class ConfigSettingsTests: XCTestCase {
         XCTAssertEqual(SynthesisMethod.allCases.map(\.rawValue), ["fastdfkd", "deepinversion"])
     }
 
-    /// A checkpoint's config as versions with string-typed options wrote it.
+    /// A checkpoint's config as versions with string-typed options wrote it (no testData field).
     func testOldStringConfigStillDecodes() throws {
         let old = """
             {"model":"cnn","data":"/d","groups":2,"batch":64,"epochs":3,"steps":0,"optimizer":"adamw","lr":0.05,
@@ -127,6 +127,7 @@ final class ConfigSettingsTests: XCTestCase {
         XCTAssertEqual(c.exchange, .files)
         XCTAssertEqual(c.topology, .ring)
         XCTAssertEqual(c.dataSplit, .same)
+        XCTAssertEqual(c.testData, "", "a field added since takes its default")
         // And the JSON written now keeps the same strings.
         XCTAssert(c.json.contains("\"optimizer\":\"adamw\"") && c.json.contains("\"topology\":\"ring\""), c.json)
     }
