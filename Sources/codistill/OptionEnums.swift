@@ -10,15 +10,3 @@ extension ExchangeKind: ExpressibleByArgument {}
 extension Topology: ExpressibleByArgument {}
 extension DataSplit: ExpressibleByArgument {}
 extension SynthesisMethod: ExpressibleByArgument {}
-
-/// Help text that ends with the default, rendered as the options' own spelling (raw values for
-/// enums, "none" for an empty string), so `--help` shows what a run without the flag uses.
-func help<Value>(_ text: String, default value: Value) -> ArgumentHelp {
-    let shown: String
-    switch value {
-    case let s as String: shown = s.isEmpty ? "none" : s
-    case let choice as any OptionChoice: shown = choice.rawValue
-    default: shown = "\(value)"
-    }
-    return ArgumentHelp("\(text) (default: \(shown))")
-}
