@@ -29,6 +29,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Experiment files: TOML and YAML parsers (tables, quoting, types) instead of a hand-written one.
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // C libraries, found through pkg-config; the shims expose the macros Swift cannot import.
@@ -52,7 +55,10 @@ let package = Package(
         // MPI: world, groups, collectives, clean abort.
         .target(name: "Cluster", dependencies: ["CMPI", "Engine"]),
         // The training loop (sync SGD in a group; codistillation across groups).
-        .target(name: "Training", dependencies: ["Engine", "NN", "Data", "Checkpoint", "Cluster"], swiftSettings: fastMath),
+        .target(name: "Training", dependencies: [
+            "Engine", "NN", "Data", "Checkpoint", "Cluster",
+            .product(name: "TOMLKit", package: "TOMLKit"), .product(name: "Yams", package: "Yams"),
+        ], swiftSettings: fastMath),
         // The command line.
         .executableTarget(
             name: "codistill",

@@ -1,3 +1,4 @@
+import CHDF5
 import Foundation
 
 /// Finds out what kind of dataset a path holds and loads one split of it.
@@ -96,6 +97,24 @@ public enum DatasetLoader {
             return try CIFARReader.load(directory: dir, split: split, name: "\(baseName(dir))/\(split.rawValue)")
         case .hdf5(let file):
             return try HDF5Reader.load(path: file, split: split, name: "\(baseName(file))/\(split.rawValue)")
+        }
+    }
+
+    /// Where a split's samples are stored: the resolved file or directory and, for HDF5, the group
+    /// ("train/", "test/", or "" when a single-split file serves as both). Equal locations are the
+    /// same samples, e.g. training and testing on one single-split file. Nil when unreadable.
+    public static func location(path: String, split: Split) -> String? {
+        guard let source = try? detect(path) else { return nil }
+        let resolved = URL(fileURLWithPath: source.location).resolvingSymlinksInPath().standardizedFileURL.path
+        switch source {
+        case .idx, .cifar:
+            return "\(resolved) \(split.rawValue)"
+        case .hdf5(let file):
+            cd_h5_silence_errors()
+            let handle = H5Fopen(file, cd_h5f_acc_rdonly(), cd_h5p_default())
+            guard handle >= 0 else { return nil }
+            defer { H5Fclose(handle) }
+            return (try? HDF5Reader.prefix(file: handle, path: file, split: split)).map { "\(resolved) /\($0)" }
         }
     }
 

@@ -1,83 +1,109 @@
 import Foundation
+import TOMLKit
+import Yams
 
-/// Reads an experiment file into a TrainConfig: flat TOML (`key = value`, `#` comments) or flat
-/// YAML (`key: value`), chosen by extension (.toml, .yaml/.yml). Keys are the option names in
-/// snake_case or kebab-case (`weight_decay`, `checkpoint-dir`); command-line flags override them.
+/// Reads an experiment file into a TrainConfig: TOML (.toml) or YAML (.yaml/.yml). Keys are the
+/// option names in snake_case or kebab-case (`weight_decay`, `checkpoint-dir`). Tables (TOML
+/// `[optimizer]`, YAML nested mappings) only group keys: any table name is accepted and
+/// `[codistillation]` with `burn_in = 100` sets the same option as a top-level `burn_in = 100`.
+/// Command-line flags override the file.
 public enum ExperimentFile {
     public static func load(path: String, into base: TrainConfig = TrainConfig()) throws -> TrainConfig {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw ConfigError(description: "cannot read the experiment file \(path): check the path")
         }
-        let yaml = path.hasSuffix(".yaml") || path.hasSuffix(".yml")
-        guard yaml || path.hasSuffix(".toml") else {
+        let settings: [ConfigSetting]
+        if path.hasSuffix(".yaml") || path.hasSuffix(".yml") {
+            settings = try yamlSettings(text, path: path)
+        } else if path.hasSuffix(".toml") {
+            settings = try tomlSettings(text, path: path)
+        } else {
             throw ConfigError(description: "experiment file \(path): use a .toml or .yaml file")
         }
-        var dict = try JSONSerialization.jsonObject(with: JSONEncoder().encode(base)) as! [String: Any]
-        // Property types, to parse "true" as a Bool and "3" as a number where the config wants them.
-        var kinds: [String: Any.Type] = [:]
-        for child in Mirror(reflecting: base).children { if let l = child.label { kinds[l] = type(of: child.value) } }
-        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            var line = String(raw)
-            line = stripComment(line)
-            line = line.trimmingCharacters(in: .whitespaces)
-            if line.isEmpty || line == "---" { continue }
-            let sep: Character = yaml ? ":" : "="
-            guard let i = line.firstIndex(of: sep) else {
-                throw ConfigError(description: "\(path):\(number + 1): expected 'key \(sep) value', got '\(line)'")
-            }
-            let key = camelCase(line[..<i].trimmingCharacters(in: .whitespaces))
-            let value = line[line.index(after: i)...].trimmingCharacters(in: .whitespaces)
-            guard let current = dict[key] else {
-                throw ConfigError(description: "\(path):\(number + 1): unknown key '\(line[..<i].trimmingCharacters(in: .whitespaces))'; known keys: \(dict.keys.sorted().map(snakeCase).joined(separator: ", "))")
-            }
-            _ = current
-            dict[key] = try parse(value, as: kinds[key] ?? String.self, at: "\(path):\(number + 1)")
-        }
+        return try base.applying(settings)
+    }
+
+    // MARK: TOML
+
+    static func tomlSettings(_ text: String, path: String) throws -> [ConfigSetting] {
+        let root: TOMLTable
         do {
-            return try JSONDecoder().decode(TrainConfig.self, from: JSONSerialization.data(withJSONObject: dict))
+            root = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            let line = error.source.begin.line
+            throw ConfigError(description: "\(path):\(line): \(tomlHint(forLine: line, of: text) ?? error.description)")
+        }
+        var settings: [ConfigSetting] = []
+        func walk(_ table: TOMLTable, tables: [String]) {
+            for key in table.keys.sorted() {
+                guard let value = table[key] else { continue }
+                if let inner = value.table {
+                    walk(inner, tables: tables + [key])
+                } else {
+                    let place = tables.isEmpty ? path : "\(path), table [\(tables.joined(separator: "."))]"
+                    settings.append(ConfigSetting(name: key, value: native(value), place: place))
+                }
+            }
+        }
+        walk(root, tables: [])
+        return settings
+    }
+
+    /// The usual mistake, an unquoted word as a value, said in the file's terms; nil for others
+    /// (toml++'s own message is then shown).
+    static func tomlHint(forLine line: Int, of text: String) -> String? {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        guard line >= 1, line <= lines.count, let eq = lines[line - 1].firstIndex(of: "=") else { return nil }
+        let value = lines[line - 1][lines[line - 1].index(after: eq)...].trimmingCharacters(in: .whitespaces)
+        guard let first = value.first, first.isLetter, !value.hasPrefix("true"), !value.hasPrefix("false"),
+              !value.hasPrefix("inf"), !value.hasPrefix("nan") else { return nil }
+        let word = value.prefix { !$0.isWhitespace && $0 != "#" }
+        return "expected a number, true/false or a quoted string, got '\(word)' (write \"\(word)\" for a string)"
+    }
+
+    /// A TOML value as a plain Swift value; dates and times stay text (no option takes one).
+    static func native(_ value: TOMLValueConvertible) -> Any {
+        switch value.type {
+        case .string: return value.string!
+        case .int: return value.int!
+        case .double: return value.double!
+        case .bool: return value.bool!
+        case .array: return value.array!.map { native($0) }
+        case .table: return value.table!.keys.reduce(into: [String: Any]()) { $0[$1] = native(value.table![$1]!) }
+        case .date, .time, .dateTime: return value.debugDescription
+        }
+    }
+
+    // MARK: YAML
+
+    static func yamlSettings(_ text: String, path: String) throws -> [ConfigSetting] {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
         } catch {
-            throw ConfigError(description: "experiment file \(path): \(error)")
+            throw ConfigError(description: "experiment file \(path) is not valid YAML: \(error)")
         }
-    }
-
-    static func parse(_ value: String, as kind: Any.Type, at place: String) throws -> Any {
-        var v = value
-        if v.count >= 2, (v.hasPrefix("\"") && v.hasSuffix("\"")) || (v.hasPrefix("'") && v.hasSuffix("'")) {
-            v = String(v.dropFirst().dropLast())
+        guard let root else { return [] }
+        guard let mapping = root.mapping else {
+            throw ConfigError(description: "experiment file \(path): expected 'key: value' lines, got \(root.any)")
         }
-        switch kind {
-        case is String.Type: return v
-        case is Bool.Type:
-            guard let b = Bool(v.lowercased()) else { throw ConfigError(description: "\(place): expected true or false, got '\(value)'") }
-            return b
-        default:
-            guard let d = Double(v.replacingOccurrences(of: "_", with: "")) else {
-                throw ConfigError(description: "\(place): expected a number, got '\(value)'")
-            }
-            return d
-        }
-    }
-
-    /// Drops a `#` comment that is not inside a quoted string.
-    static func stripComment(_ line: String) -> String {
-        var quote: Character? = nil
-        for (i, c) in zip(line.indices, line) {
-            if let q = quote { if c == q { quote = nil } } else if c == "\"" || c == "'" { quote = c } else if c == "#" {
-                return String(line[..<i])
+        var settings: [ConfigSetting] = []
+        func walk(_ mapping: Node.Mapping) {
+            for (keyNode, valueNode) in mapping {
+                let place = "\(path):\(valueNode.mark?.line ?? keyNode.mark?.line ?? 0)"
+                if let inner = valueNode.mapping {
+                    walk(inner)
+                } else {
+                    settings.append(ConfigSetting(name: keyNode.string ?? "\(keyNode.any)", value: valueNode.any, place: place))
+                }
             }
         }
-        return line
+        walk(mapping)
+        return settings
     }
+}
 
-    static func camelCase(_ s: String) -> String {
-        let parts = s.split(whereSeparator: { $0 == "_" || $0 == "-" })
-        guard let first = parts.first else { return s }
-        return String(first) + parts.dropFirst().map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
-    }
-
-    static func snakeCase(_ s: String) -> String {
-        s.reduce(into: "") { out, c in
-            if c.isUppercase { out += "_" + c.lowercased() } else { out.append(c) }
-        }
-    }
+private extension Node {
+    /// The node as plain Swift values (String, Int, Double, Bool, arrays, dictionaries).
+    var any: Any { Constructor.default.any(from: self) }
 }

@@ -29,7 +29,9 @@ public struct SynthesisConfig {
     /// Latent-code learning rate (FastDFKD).
     public var latentLR: Float = 0.01
     public var latentDim = 256
-    public var generatorWidth = 64
+    /// Generator width ngf (the reference uses 64 for 32x32 colour images; 32 reaches the same
+    /// student accuracy on Fashion-MNIST at 2.5x less cost, docs/DATAFREE.md).
+    public var generatorWidth = 32
     /// Momentum of the batch statistics the BN loss compares (FastDFKD's bn_mmt; 0: off).
     public var statisticsMomentum: Float = 0.9
     /// Random shift of up to this many pixels (a crop after padding) and random flips before the teacher.
@@ -39,9 +41,15 @@ public struct SynthesisConfig {
     public init() {}
 }
 
-public enum SynthesisMethod: String, CaseIterable {
+public enum SynthesisMethod: String, OptionChoice {
     case fastDFKD = "fastdfkd"
     case deepInversion = "deepinversion"
+    public static let optionName = "--method"
+
+    /// Optimisation steps per batch: a few from the meta-learned generator, hundreds from noise.
+    public var defaultSteps: Int { self == .fastDFKD ? 5 : 200 }
+    /// The generator's (FastDFKD) or the pixels' (DeepInversion) learning rate.
+    public var defaultLR: Float { self == .fastDFKD ? 3e-3 : 0.05 }
 }
 
 /// The frozen teacher seen from the synthesiser: eval mode, no parameter gradients, BatchNorm

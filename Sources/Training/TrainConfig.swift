@@ -6,15 +6,18 @@ import NN
 public struct TrainConfig: Codable, Equatable {
     public var model = "cnn"
     public var data = "/usr/share/datasets/fashion-mnist"
+    /// Dataset whose test split is the evaluation set (empty: the test split of `data`). A
+    /// single-split HDF5 file serves as both splits, so training on one needs its test set here.
+    public var testData = ""
     public var groups = 1
     /// Samples per rank per step; a group's batch is this times the ranks in the group.
     public var batch = 64
     public var epochs = 3
     /// When > 0, overrides epochs.
     public var steps = 0
-    public var optimizer = "sgd"
+    public var optimizer = OptimizerKind.sgd
     public var lr: Float = 0.05
-    public var schedule = "cosine"
+    public var schedule = ScheduleKind.cosine
     public var warmupSteps = 0
     public var stepEvery = 1000
     public var stepGamma: Float = 0.1
@@ -41,9 +44,7 @@ public struct TrainConfig: Codable, Equatable {
     public var metrics = ""
 
     // Codistillation across groups (G > 1).
-    /// "rma" (one-sided MPI windows), "files" (shared directory; not yet available) or "none"
-    /// (independent groups).
-    public var exchange = "rma"
+    public var exchange = ExchangeKind.rma
     public var exchangeEvery = 50
     public var distillWeight: Float = 1
     /// Steps of plain training before the distillation term switches on.
@@ -51,10 +52,8 @@ public struct TrainConfig: Codable, Equatable {
     /// Steps over which the distillation weight rises linearly after burn-in (0: at once).
     public var distillRamp = 0
     public var temperature: Float = 1
-    /// "all": each group follows every other group; "ring": group g follows group g-1.
-    public var topology = "all"
-    /// "disjoint": group g trains on the g-th 1/G of the training set; "same": all on all of it.
-    public var dataSplit = "disjoint"
+    public var topology = Topology.all
+    public var dataSplit = DataSplit.disjoint
     /// Weight decay from the end of burn-in on (negative: unchanged), for codistilled SGD runs.
     public var weightDecayAfterBurnIn: Float = -1
     /// Shared directory of the file exchange.
@@ -70,9 +69,6 @@ public struct TrainConfig: Codable, Equatable {
 
     public init() {}
 
-    public static let optimizers = ["sgd", "adam", "adamw"]
-    public static let schedules = ["constant", "step", "cosine"]
-
     /// Checks that do not need MPI or files; the message names the option and the fix.
     public func validate() throws {
         func fail(_ s: String) throws -> Never { throw ConfigError(description: s) }
@@ -80,8 +76,6 @@ public struct TrainConfig: Codable, Equatable {
         if groups < 1 { try fail("--groups must be at least 1, got \(groups)") }
         if batch < 1 { try fail("--batch (per rank) must be at least 1, got \(batch)") }
         if steps < 0 || epochs < 0 || (steps == 0 && epochs == 0) { try fail("give a positive --epochs or --steps") }
-        if !Self.optimizers.contains(optimizer) { try fail("unknown optimizer '\(optimizer)': choose one of \(Self.optimizers.joined(separator: ", "))") }
-        if !Self.schedules.contains(schedule) { try fail("unknown schedule '\(schedule)': choose one of \(Self.schedules.joined(separator: ", "))") }
         if !(lr > 0 && lr.isFinite) { try fail("--lr must be a positive number, got \(lr)") }
         if weightDecay < 0 { try fail("--weight-decay must be >= 0, got \(weightDecay)") }
         if labelSmoothing < 0 || labelSmoothing >= 1 { try fail("--label-smoothing must be in [0, 1), got \(labelSmoothing)") }
@@ -91,16 +85,13 @@ public struct TrainConfig: Codable, Equatable {
         }
         if blasThreads < 1 { try fail("--blas-threads must be at least 1") }
         if randomCropPadding < 0 { try fail("--random-crop-padding must be >= 0") }
-        if !["rma", "files", "none"].contains(exchange) { try fail("unknown --exchange '\(exchange)': choose rma, files or none") }
-        if exchange == "files" && peerDir.isEmpty {
+        if exchange == .files && peerDir.isEmpty {
             try fail("--exchange files needs --peer-dir DIR, a directory every job of the experiment can read and write")
         }
         if exchangeEvery < 1 { try fail("--exchange-every must be at least 1, got \(exchangeEvery)") }
         if distillWeight < 0 || burnIn < 0 || distillRamp < 0 { try fail("--distill-weight, --burn-in and --distill-ramp must be >= 0") }
-        if weightDecayAfterBurnIn >= 0 && optimizer != "sgd" { try fail("--weight-decay-after-burn-in applies to --optimizer sgd") }
+        if weightDecayAfterBurnIn >= 0 && optimizer != .sgd { try fail("--weight-decay-after-burn-in applies to --optimizer sgd") }
         if !(temperature > 0) { try fail("--temperature must be positive, got \(temperature)") }
-        if !["all", "ring"].contains(topology) { try fail("unknown --topology '\(topology)': choose all or ring") }
-        if !["disjoint", "same"].contains(dataSplit) { try fail("unknown --data-split '\(dataSplit)': choose disjoint or same") }
     }
 
     /// Reads a configuration stored by any earlier version: keys it lacks (options added since)

@@ -67,15 +67,20 @@ public final class Trainer {
     /// Sets the run up on every rank; every failure is agreed, so no rank is left waiting.
     public func start() throws -> TrainingRun {
         BLAS.setThreads(config.blasThreads)
+        let testPath = config.testData.isEmpty ? config.data : config.testData
         let (train, test) = try collectively {
-            (try DatasetLoader.load(path: config.data, split: .train), try DatasetLoader.load(path: config.data, split: .test))
+            (try DatasetLoader.load(path: config.data, split: .train), try DatasetLoader.load(path: testPath, split: .test))
+        }
+        if world.rank == 0, let trainAt = DatasetLoader.location(path: config.data, split: .train),
+           trainAt == DatasetLoader.location(path: testPath, split: .test) {
+            log("warning: the test set is the training set (\(testPath) has a single split): test accuracy measures memorisation; pass --test-data FILE to evaluate on held-out data")
         }
         try collectively {
             if test.sampleShape != train.sampleShape {
-                throw TrainingError("\(config.data): test images are \(test.sampleShape) but training images \(train.sampleShape): both splits must have one shape")
+                throw TrainingError("\(testPath): test images are \(test.sampleShape) but training images \(train.sampleShape): both splits must have one shape")
             }
             if let bad = test.labels.first(where: { Int($0) >= train.classes }) {
-                throw TrainingError("\(config.data): the test split (\(test.name)) has label \(bad), outside the \(train.classes) classes 0..<\(train.classes) of the training split: fix the labels or the file pairing")
+                throw TrainingError("\(testPath): the test split (\(test.name)) has label \(bad), outside the \(train.classes) classes 0..<\(train.classes) of the training split: fix the labels or the file pairing")
             }
         }
         let spec = ModelSpec(name: config.model, inputShape: train.sampleShape, classes: train.classes)
@@ -83,14 +88,14 @@ public final class Trainer {
         // Groups start from different weights and data orders (seed + group); ranks of a group agree.
         let groupSeed = config.seed &+ UInt64(groupIndex)
         let store = ParameterStore(model: model, seed: groupSeed)
-        let optimizer: Optimizer = config.optimizer == "sgd"
+        let optimizer: Optimizer = config.optimizer == .sgd
             ? SGD(store: store, momentum: config.momentum, weightDecay: config.weightDecay, nesterov: config.nesterov)
-            : Adam(store: store, weightDecay: config.weightDecay, decoupled: config.optimizer == "adamw")
+            : Adam(store: store, weightDecay: config.weightDecay, decoupled: config.optimizer == .adamw)
 
         let (mean, std): ([Float], [Float]) = config.normalize
             ? train.channelStatistics()
             : ([Float](repeating: 0, count: spec.inputShape[0]), [Float](repeating: 1, count: spec.inputShape[0]))
-        let disjoint = config.groups > 1 && config.dataSplit == "disjoint"
+        let disjoint = config.groups > 1 && config.dataSplit == .disjoint
         let plan = ShardPlan(datasetCount: train.count, perRankBatch: config.batch, ranksInGroup: group.size,
                              rankInGroup: group.rank, seed: groupSeed,
                              partitions: disjoint ? config.groups : 1, partition: disjoint ? groupIndex : 0)
@@ -131,13 +136,13 @@ public final class Trainer {
     /// The codistillation component when this run exchanges with peers: MPI windows connect the
     /// groups of this job, files connect groups of any jobs sharing --peer-dir.
     func makeCodistillation(spec: ModelSpec, store: ParameterStore) throws -> Codistillation? {
-        let exchanges = transportOverride != nil ? config.exchange != "none"
-            : (config.groups > 1 && config.exchange == "rma") || config.exchange == "files"
+        let exchanges = transportOverride != nil ? config.exchange != .none
+            : (config.groups > 1 && config.exchange == .rma) || config.exchange == .files
         guard exchanges else { return nil }
         var transport: SnapshotTransport?
         if let transportOverride {
             transport = transportOverride
-        } else if config.exchange == "files" {
+        } else if config.exchange == .files {
             var name = config.peerName
             if name.isEmpty { name = URL(fileURLWithPath: config.checkpointDir).lastPathComponent }
             if config.groups > 1 { name += "-group-\(groupIndex)" }
@@ -150,7 +155,7 @@ public final class Trainer {
                 throw TrainingError("--exchange rma needs an MPI world: start with mpirun, or use --exchange files")
             }
             let perGroup = world.size / config.groups
-            let followed: [Int] = config.topology == "ring"
+            let followed: [Int] = config.topology == .ring
                 ? [(groupIndex + config.groups - 1) % config.groups]
                 : (0..<config.groups).filter { $0 != groupIndex }
             transport = try RMATransport(world: mpi, payloadCount: store.trainableCount + store.bufferCount,

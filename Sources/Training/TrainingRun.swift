@@ -41,9 +41,9 @@ public final class TrainingRun {
         totalSteps = config.steps > 0 ? config.steps : config.epochs * plan.stepsPerEpoch
         let shape: LRSchedule.Shape
         switch config.schedule {
-        case "step": shape = .step(every: config.stepEvery, gamma: config.stepGamma)
-        case "cosine": shape = .cosine(totalSteps: totalSteps, minLR: 0)
-        default: shape = .constant
+        case .step: shape = .step(every: config.stepEvery, gamma: config.stepGamma)
+        case .cosine: shape = .cosine(totalSteps: totalSteps, minLR: 0)
+        case .constant: shape = .constant
         }
         schedule = LRSchedule(base: config.lr, shape: shape, warmupSteps: config.warmupSteps)
         let groups = config.groups

@@ -4,6 +4,10 @@ import Engine
 import Foundation
 import Training
 
+/// The defaults shown in `synth --help` are those of the library's configurations.
+private let kdDefaults = DataFreeConfig()
+private let synthesisDefaults = SynthesisConfig()
+
 /// `codistill synth`: data-free distillation from a teacher checkpoint (FastDFKD, or the
 /// DeepInversion baseline). Runs on one process; the teacher's real data is read only to
 /// evaluate the student.
@@ -18,27 +22,27 @@ struct Synth: ParsableCommand {
         """)
 
     @Option(help: "Teacher checkpoint (.h5) written by codistill train.") var teacher: String
-    @Option(help: "Student model: mlp, cnn, resnet8, resnet20, wrn-16-1, wrn-16-2.") var student = "cnn"
-    @Option(help: "fastdfkd or deepinversion.") var method = "fastdfkd"
-    @Option(help: "Rounds (one synthesised batch each).") var rounds = 40
-    @Option(help: "Optimisation steps per synthesised batch (default: 5 for fastdfkd, 200 for deepinversion).") var steps: Int?
-    @Option(help: "Synthesised images per round.") var batch = 128
-    @Option(help: "Student steps per round.") var kdSteps = 20
-    @Option(help: "Student batch.") var kdBatch = 128
-    @Option(help: "Student learning rate (SGD, momentum 0.9, cosine).") var lr: Float = 0.05
-    @Option(help: "Distillation temperature.") var temperature: Float = 4
-    @Option(help: "Generator learning rate (fastdfkd) or pixel learning rate (deepinversion; default 0.05).") var synthesisLr: Float?
-    @Option(help: "Latent-code learning rate (fastdfkd).") var latentLr: Float = 0.01
-    @Option(help: "Generator width ngf (fastdfkd; the reference uses 64 for 32x32 colour images).") var generatorWidth = 32
-    @Option(help: "Weight of the BatchNorm-statistics loss.") var bnWeight: Float = 10
-    @Option(help: "Weight of the teacher's cross-entropy on the target classes.") var ceWeight: Float = 0.5
-    @Option(help: "Weight of the adversarial (student-teacher disagreement) term.") var advWeight: Float = 1
-    @Option(help: "Rounds before the adversarial term starts.") var advWarmup = 2
-    @Option(help: "Evaluate the student every this many rounds.") var evalEvery = 10
+    @Option(help: "Student model: mlp, cnn, resnet8, resnet20, wrn-16-1, wrn-16-2.") var student = kdDefaults.student
+    @Option(help: "Synthesis method.") var method = synthesisDefaults.method
+    @Option(help: "Rounds (one synthesised batch each).") var rounds = kdDefaults.rounds
+    @Option(help: "Optimisation steps per synthesised batch (default: \(SynthesisMethod.fastDFKD.defaultSteps) for fastdfkd, \(SynthesisMethod.deepInversion.defaultSteps) for deepinversion).") var steps: Int?
+    @Option(help: "Synthesised images per round.") var batch = synthesisDefaults.batch
+    @Option(help: "Student steps per round.") var kdSteps = kdDefaults.kdSteps
+    @Option(help: "Student batch.") var kdBatch = kdDefaults.kdBatch
+    @Option(help: "Student learning rate (SGD, momentum \(kdDefaults.momentum), cosine).") var lr = kdDefaults.lr
+    @Option(help: "Distillation temperature.") var temperature = kdDefaults.temperature
+    @Option(help: "Generator learning rate (fastdfkd) or pixel learning rate (deepinversion) (default: \(SynthesisMethod.fastDFKD.defaultLR) for fastdfkd, \(SynthesisMethod.deepInversion.defaultLR) for deepinversion).") var synthesisLr: Float?
+    @Option(help: "Latent-code learning rate (fastdfkd).") var latentLr = synthesisDefaults.latentLR
+    @Option(help: "Generator width ngf (fastdfkd; the reference uses 64 for 32x32 colour images).") var generatorWidth = synthesisDefaults.generatorWidth
+    @Option(help: "Weight of the BatchNorm-statistics loss.") var bnWeight = synthesisDefaults.bnWeight
+    @Option(help: "Weight of the teacher's cross-entropy on the target classes.") var ceWeight = synthesisDefaults.ceWeight
+    @Option(help: "Weight of the adversarial (student-teacher disagreement) term.") var advWeight = synthesisDefaults.advWeight
+    @Option(help: "Rounds before the adversarial term starts.") var advWarmup = synthesisDefaults.advWarmupRounds
+    @Option(help: "Evaluate the student every this many rounds.") var evalEvery = kdDefaults.evalEvery
     @Option(help: "Dataset for evaluation (default: the teacher's).") var data: String?
     @Option(help: "Where to write the student checkpoint.") var out = "runs/synth/student.h5"
-    @Option(help: "Metrics file (JSON Lines), one row per round.") var metrics: String?
-    @Option(help: "Seed.") var seed: UInt64 = 1
+    @Option(help: "Metrics file (JSON Lines), one row per round (default: none).") var metrics: String?
+    @Option(help: "Seed.") var seed = synthesisDefaults.seed
 
     func run() throws {
         do { try synthesize() } catch {
@@ -48,9 +52,6 @@ struct Synth: ParsableCommand {
     }
 
     func synthesize() throws {
-        guard let method = SynthesisMethod(rawValue: self.method) else {
-            throw TrainingError("unknown --method '\(self.method)': choose fastdfkd or deepinversion")
-        }
         if rounds < 1 || batch < 2 || generatorWidth < 1 || kdSteps < 0 || kdBatch < 1 || (steps ?? 1) < 1 {
             throw TrainingError("--rounds, --steps and --kd-batch must be >= 1, --batch >= 2 (batch statistics) and --kd-steps >= 0")
         }
@@ -87,8 +88,8 @@ struct Synth: ParsableCommand {
         var s = SynthesisConfig()
         s.method = method
         s.batch = batch
-        s.steps = steps ?? (method == .fastDFKD ? 5 : 200)
-        s.lr = synthesisLr ?? (method == .fastDFKD ? 3e-3 : 0.05)
+        s.steps = steps ?? method.defaultSteps
+        s.lr = synthesisLr ?? method.defaultLR
         s.latentLR = latentLr
         s.generatorWidth = generatorWidth
         s.bnWeight = bnWeight

@@ -53,7 +53,7 @@ final class InProcessCodistillationTests: XCTestCase {
         c.seed = seed
         c.checkpointDir = "\(directory)/\(name)"
         c.logEvery = 10
-        c.exchange = distill ? "files" : "none"
+        c.exchange = distill ? .files : .none
         c.peerDir = "(in memory)"
         c.exchangeEvery = 10
         c.burnIn = 40
