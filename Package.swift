@@ -48,7 +48,7 @@ let package = Package(
         // Datasets: IDX (gzip or raw), CIFAR binary, HDF5; shuffling, sharding, augmentation.
         .target(name: "Data", dependencies: ["Engine", "CHDF5", "CZlib"], swiftSettings: fastMath),
         // HDF5 checkpoints of the parameter store, optimizer state and run metadata.
-        .target(name: "Checkpoint", dependencies: ["Engine", "NN", "CHDF5"]),
+        .target(name: "Checkpoint", dependencies: ["Engine", "NN", "HDF5"]),
         // MPI: world, groups, collectives, clean abort.
         .target(name: "Cluster", dependencies: ["CMPI"]),
         // The training loop (sync SGD in a group; codistillation across groups).
