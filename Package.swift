@@ -46,7 +46,7 @@ let package = Package(
         // attributes and datasets. The only target that calls the HDF5 C API.
         .target(name: "HDF5", dependencies: ["CHDF5"]),
         // Datasets: IDX (gzip or raw), CIFAR binary, HDF5; shuffling, sharding, augmentation.
-        .target(name: "Data", dependencies: ["Engine", "CHDF5", "CZlib"], swiftSettings: fastMath),
+        .target(name: "Data", dependencies: ["Engine", "HDF5", "CZlib"], swiftSettings: fastMath),
         // HDF5 checkpoints of the parameter store, optimizer state and run metadata.
         .target(name: "Checkpoint", dependencies: ["Engine", "NN", "HDF5"]),
         // MPI: world, groups, collectives, clean abort.
@@ -57,7 +57,7 @@ let package = Package(
         .executableTarget(
             name: "codistill",
             dependencies: [
-                "Engine", "NN", "Data", "Checkpoint", "Cluster", "Training", "CMPI", "CHDF5",
+                "Engine", "NN", "Data", "Checkpoint", "Cluster", "Training", "CMPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),

@@ -1,4 +1,5 @@
 import Foundation
+import HDF5
 
 /// Finds out what kind of dataset a path holds and loads one split of it.
 ///
@@ -37,7 +38,7 @@ public enum DatasetLoader {
                 + "or an HDF5 dataset file (see docs/DATA.md).")
         }
         if !isDir.boolValue {
-            if HDF5Reader.hasSignature(path) { return .hdf5(file: path) }
+            if HDF5File.hasSignature(path) { return .hdf5(file: path) }
             let name = URL(fileURLWithPath: path).lastPathComponent
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
             if size == 0 {
