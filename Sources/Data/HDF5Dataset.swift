@@ -189,16 +189,14 @@ enum HDF5Reader {
     }
 }
 
-/// HDF5 dataset layout (documented in a doc comment and in docs/DATA.md):
-/// /train/images  uint8 or float32 [N, C, H, W];  /train/labels  integer [N]; same under /test;
-/// root attributes (all optional): num_classes (int), class_names (string, comma-separated), mean / std (float arrays of C).
+/// Writes the layout `HDF5Reader` documents (and docs/DATA.md), through `HDF5File.createAtomically`.
 ///
-/// The writer stores labels as int64, images contiguous (no compression: loading is one read),
+/// It stores labels as int64, images contiguous (no compression: loading is one read),
 /// num_classes, class_names (when known), mean/std of the train split, and `source` (the name the
 /// data came from).
 public enum HDF5DatasetWriter {
     /// `codistill data convert SRC DST.h5`: loads train and test splits of SRC (any supported format) and writes DST
-    /// atomically (DST.tmp then rename), uint8 when the source is uint8, with num_classes, class_names if known, mean/std attrs.
+    /// atomically, uint8 when the source is uint8, with num_classes, class_names if known, mean/std attrs.
     public static func convert(source: String, destination: String) throws {
         let src = URL(fileURLWithPath: source).standardizedFileURL.resolvingSymlinksInPath().path
         let dst = URL(fileURLWithPath: destination).standardizedFileURL.resolvingSymlinksInPath().path
