@@ -48,10 +48,13 @@ let package = Package(
         .target(name: "Engine", dependencies: ["CBLAS"], swiftSettings: fastMath),
         // Layers, models, losses, optimizers, schedules, the parameter store.
         .target(name: "NN", dependencies: ["Engine"], swiftSettings: fastMath),
+        // The one HDF5 layer: open/create with the process-wide policy, atomic writes, typed
+        // attributes and datasets. The only target that calls the HDF5 C API.
+        .target(name: "HDF5", dependencies: ["CHDF5"]),
         // Datasets: IDX (gzip or raw), CIFAR binary, HDF5; shuffling, sharding, augmentation.
-        .target(name: "Data", dependencies: ["Engine", "CHDF5", "CZlib"], swiftSettings: fastMath),
+        .target(name: "Data", dependencies: ["Engine", "HDF5", "CZlib"], swiftSettings: fastMath),
         // HDF5 checkpoints of the parameter store, optimizer state and run metadata.
-        .target(name: "Checkpoint", dependencies: ["Engine", "NN", "CHDF5"]),
+        .target(name: "Checkpoint", dependencies: ["Engine", "NN", "HDF5"]),
         // MPI: world, groups, collectives, clean abort.
         .target(name: "Cluster", dependencies: ["CMPI", "Engine"]),
         // The training loop (sync SGD in a group; codistillation across groups).
@@ -63,7 +66,7 @@ let package = Package(
         .executableTarget(
             name: "codistill",
             dependencies: [
-                "Engine", "NN", "Data", "Checkpoint", "Cluster", "Training", "CMPI", "CHDF5",
+                "Engine", "NN", "Data", "Checkpoint", "Cluster", "Training", "CMPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),
@@ -72,6 +75,7 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "Engine"], exclude: ["Golden"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "Engine", "CHDF5"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "NN", "Engine", "CHDF5"]),
+        .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
         // Runs the release binary under mpirun (scripts/test.sh builds it first).
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Checkpoint"]),

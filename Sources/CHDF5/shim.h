@@ -14,8 +14,11 @@ static inline hid_t cd_h5t_native_uint8(void) { return H5T_NATIVE_UINT8; }
 static inline hid_t cd_h5t_native_uint32(void) { return H5T_NATIVE_UINT32; }
 static inline hid_t cd_h5t_native_uint64(void) { return H5T_NATIVE_UINT64; }
 static inline hid_t cd_h5t_ieee_f32le(void) { return H5T_IEEE_F32LE; }
+static inline hid_t cd_h5t_ieee_f64le(void) { return H5T_IEEE_F64LE; }
+static inline hid_t cd_h5t_std_i32le(void) { return H5T_STD_I32LE; }
 static inline hid_t cd_h5t_std_i64le(void) { return H5T_STD_I64LE; }
 static inline hid_t cd_h5t_std_u8le(void) { return H5T_STD_U8LE; }
+static inline hid_t cd_h5t_std_u64le(void) { return H5T_STD_U64LE; }
 static inline hid_t cd_h5t_c_s1(void) { return H5T_C_S1; }
 static inline hid_t cd_h5p_file_access(void) { return H5P_FILE_ACCESS; }
 static inline hid_t cd_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }

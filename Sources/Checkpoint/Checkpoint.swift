@@ -1,6 +1,6 @@
-import CHDF5
 import Engine
 import Foundation
+import HDF5
 import NN
 
 /// A checkpoint that cannot be written, read or restored. The description names the file, the
@@ -87,19 +87,12 @@ public enum Checkpoint {
 
     // MARK: Write
 
-    /// Writes `path` atomically: `<path>.tmp` in the same folder (created if missing), H5Fflush +
-    /// H5Fclose, fsync the file, rename, fsync the folder. On any error the temporary file is
-    /// removed and an existing `path` is left untouched.
-    ///
-    /// Layout: root attributes format, format_version, step, epoch, group, num_groups, world_size,
-    /// model (JSON of ModelSpec), config, created; /model/<state_dict name> float32 with real
-    /// shapes (trainable and buffer views); /model/<bn>.num_batches_tracked int64 scalars;
-    /// /optimizer (attributes kind, step) with /optimizer/<state name>/<view name> float32;
-    /// /state/rng uint64[4]; /state/data attributes epoch, step_in_epoch, seed (uint64), step;
-    /// /metrics attributes (float64).
+    /// Writes `path` atomically (`HDF5File.createAtomically`: `<path>.tmp` in the same folder,
+    /// created if missing, then flush, close, fsync, rename, fsync the folder). On any error the
+    /// temporary file is removed and an existing `path` is left untouched. What goes where is
+    /// `Checkpoint.layout` (docs/CHECKPOINTS.md shows it as a tree).
     public static func write(path: String, store: ParameterStore, optimizer: Optimizer?, metadata: CheckpointMetadata,
                              state: RunState, metrics: [String: Double] = [:]) throws {
-        _ = H5.setup
         let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
         func fail(_ why: String) -> CheckpointError {
             CheckpointError("cannot write checkpoint \(path): \(why). Any previous checkpoint at that path is unchanged; "
@@ -118,107 +111,73 @@ public enum Checkpoint {
         } catch {
             throw fail("cannot encode the model spec as JSON (\(error))")
         }
-
-        let tmp = path + ".tmp"
-        var file: hid_t = -1
         do {
-            let fapl = try H5.strongCloseFapl()
-            defer { H5Pclose(fapl) }
-            errno = 0
-            file = H5Fcreate(tmp, cd_h5f_acc_trunc(), H5.P, fapl)
-            if file < 0 { throw H5Failure("cannot create \(tmp)\(systemError())") }
-            try writeContents(file: file, store: store, optimizer: optimizer, metadata: metadata,
-                              modelJSON: modelJSON, state: state, metrics: metrics)
-            errno = 0
-            try H5.ok(H5Fflush(file, H5F_SCOPE_GLOBAL), "cannot flush \(tmp)\(systemError())")
-            let f = file
-            file = -1
-            try H5.ok(H5Fclose(f), "cannot close \(tmp)\(systemError())")
-            try fsyncPath(tmp, directory: false)
-            guard rename(tmp, path) == 0 else { throw H5Failure("cannot rename \(tmp) to \(path)\(systemError())") }
-        } catch {
-            if file >= 0 { H5Fclose(file) }
-            unlink(tmp)
-            throw fail((error as? H5Failure)?.message ?? "\(error)")
+            try HDF5File.createAtomically(at: path) { root in
+                try writeContents(root: root, store: store, optimizer: optimizer, metadata: metadata,
+                                  modelJSON: modelJSON, state: state, metrics: metrics)
+            }
+        } catch let e as HDF5Error {
+            throw fail("\(e.file): \(e.reason)")
         }
-        // The rename is durable once the folder is synced; a folder that cannot be synced (some
-        // network file systems) still has the complete file.
-        try? fsyncPath(dir, directory: true)
     }
 
-    static func systemError() -> String {
-        errno == 0 ? "" : " (\(String(cString: strerror(errno))))"
+    /// Sets attribute `entry` (of `object`, its group) to `value`, as the layout's type says.
+    static func set(_ entry: CheckpointEntry, on object: HDF5Object, name: String? = nil, _ value: Any) throws {
+        let name = name ?? entry.name
+        switch (entry.kind, value) {
+        case (.attribute(.string), let v as String): try object.setAttribute(name, v)
+        case (.attribute(.int64), let v as Int): try object.setAttribute(name, v)
+        case (.attribute(.uint64), let v as UInt64): try object.setAttribute(name, v)
+        case (.attribute(.float64), let v as Double): try object.setAttribute(name, v)
+        default: preconditionFailure("\(entry) is \(entry.kind) in Checkpoint.layout, not \(type(of: value))")
+        }
     }
 
-    static func fsyncPath(_ path: String, directory: Bool) throws {
-        let fd = open(path, directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY)
-        guard fd >= 0 else { throw H5Failure("cannot open \(path) to sync it\(systemError())") }
-        defer { close(fd) }
-        guard fsync(fd) == 0 else { throw H5Failure("cannot sync \(path) to disk\(systemError())") }
+    /// Writes float32 views of `base` (a store's values, buffers or an optimizer state) as datasets of `group`.
+    static func writeViews(_ views: [ParameterStore.View], of base: UnsafeMutablePointer<Float>, entry: CheckpointEntry,
+                           into group: HDF5Group) throws {
+        guard case .dataset(.float32, _) = entry.kind else { preconditionFailure("\(entry) is not float32 in Checkpoint.layout") }
+        for v in views {
+            try group.writeDataset(v.name, shape: v.shape, from: UnsafeBufferPointer(start: base + v.offset, count: v.count))
+        }
     }
 
-    static func writeContents(file: hid_t, store: ParameterStore, optimizer: Optimizer?, metadata: CheckpointMetadata,
+    static func writeContents(root: HDF5Group, store: ParameterStore, optimizer: Optimizer?, metadata: CheckpointMetadata,
                               modelJSON: String, state: RunState, metrics: [String: Double]) throws {
-        try H5.setAttribute(file, "format", format)
-        try H5.setAttribute(file, "format_version", formatVersion)
-        try H5.setAttribute(file, "step", metadata.step)
-        try H5.setAttribute(file, "epoch", metadata.epoch)
-        try H5.setAttribute(file, "group", metadata.group)
-        try H5.setAttribute(file, "num_groups", metadata.numGroups)
-        try H5.setAttribute(file, "world_size", metadata.worldSize)
-        try H5.setAttribute(file, "model", modelJSON)
-        try H5.setAttribute(file, "config", metadata.configJSON)
-        try H5.setAttribute(file, "created", metadata.created)
+        let rootValues: [(CheckpointEntry, Any)] = [
+            (.format, format), (.formatVersion, formatVersion), (.step, metadata.step), (.epoch, metadata.epoch),
+            (.group, metadata.group), (.numGroups, metadata.numGroups), (.worldSize, metadata.worldSize),
+            (.model, modelJSON), (.config, metadata.configJSON), (.created, metadata.created),
+        ]
+        for (entry, value) in rootValues { try set(entry, on: root, value) }
 
-        let model = try H5.createGroup(file, "model")
-        defer { H5Gclose(model) }
-        for v in store.trainable {
-            try H5.writeFloats(model, v.name, shape: v.shape, store.values + v.offset)
-        }
-        for v in store.buffersLayout {
-            try H5.writeFloats(model, v.name, shape: v.shape, store.buffers + v.offset)
-        }
+        let model = try root.createGroup(CheckpointEntry.modelGroup.name)
+        try writeViews(store.trainable, of: store.values, entry: .tensor, into: model)
+        try writeViews(store.buffersLayout, of: store.buffers, entry: .tensor, into: model)
         for (name, bn) in store.batchNorms {
-            var n = Int64(bn.numBatchesTracked)
-            try H5.writeDataset(model, bnDatasetName(name), shape: [], fileType: cd_h5t_std_i64le(),
-                                memType: cd_h5t_native_int64(), data: &n)
+            try model.writeScalar(bnDatasetName(name), Int64(bn.numBatchesTracked))
         }
 
         if let optimizer {
-            let og = try H5.createGroup(file, "optimizer")
-            defer { H5Gclose(og) }
-            try H5.setAttribute(og, "kind", optimizer.kind)
-            try H5.setAttribute(og, "step", optimizer.stepCount)
+            let og = try root.createGroup(CheckpointEntry.optimizer.name)
+            try set(.optimizerKind, on: og, optimizer.kind)
+            try set(.optimizerStep, on: og, optimizer.stepCount)
             for (stateName, buffer) in optimizer.stateBuffers {
-                let sg = try H5.createGroup(og, stateName)
-                defer { H5Gclose(sg) }
-                for v in store.trainable {
-                    try H5.writeFloats(sg, v.name, shape: v.shape, buffer + v.offset)
-                }
+                try writeViews(store.trainable, of: buffer, entry: .optimizerView, into: try og.createGroup(stateName))
             }
         }
 
-        let sg = try H5.createGroup(file, "state")
-        defer { H5Gclose(sg) }
-        var dummy: UInt64 = 0
-        let words = state.rngWords
-        try withUnsafePointer(to: &dummy) { empty in
-            try words.withUnsafeBytes { buf in
-                try H5.writeDataset(sg, "rng", shape: [words.count], fileType: cd_h5t_native_uint64(),
-                                    memType: cd_h5t_native_uint64(), data: buf.baseAddress ?? UnsafeRawPointer(empty))
-            }
-        }
-        let data = try H5.createGroup(sg, "data")
-        defer { H5Gclose(data) }
-        try H5.setAttribute(data, "epoch", state.epoch)
-        try H5.setAttribute(data, "step_in_epoch", state.stepInEpoch)
-        try H5.setAttribute(data, "seed", state.dataSeed)
-        try H5.setAttribute(data, "step", state.step)
+        let sg = try root.createGroup(CheckpointEntry.state.name)
+        try sg.writeDataset(CheckpointEntry.rng.name, shape: [state.rngWords.count], state.rngWords)
+        let data = try sg.createGroup(CheckpointEntry.data.name)
+        try set(.dataEpoch, on: data, state.epoch)
+        try set(.stepInEpoch, on: data, state.stepInEpoch)
+        try set(.dataSeed, on: data, state.dataSeed)
+        try set(.dataStep, on: data, state.step)
 
-        let mg = try H5.createGroup(file, "metrics")
-        defer { H5Gclose(mg) }
+        let mg = try root.createGroup(CheckpointEntry.metrics.name)
         for (k, v) in metrics.sorted(by: { $0.key < $1.key }) {
-            try H5.setAttribute(mg, k, v)
+            try set(.metric, on: mg, name: k, v)
         }
     }
 
@@ -226,161 +185,151 @@ public enum Checkpoint {
 
     /// Opens `path` read-only after checking that it is a complete codistill checkpoint this build
     /// can read; each problem (missing, not HDF5, truncated, not a checkpoint, too new) has its own message.
-    static func openChecked(_ path: String) throws -> hid_t {
-        _ = H5.setup
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-            throw CheckpointError("no checkpoint at \(path): the file does not exist. Check the path; checkpoints are "
-                                  + "CHECKPOINT_DIR/group-<g>/step-<8-digit step>.h5.")
-        }
-        if isDir.boolValue {
-            throw CheckpointError("\(path) is a folder, not a checkpoint; pass one of its step-<8-digit step>.h5 files.")
-        }
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? -1
-        let file = H5Fopen(path, cd_h5f_acc_rdonly(), H5.P)
-        if file < 0 {
-            guard FileManager.default.isReadableFile(atPath: path) else {
+    static func openChecked(_ path: String) throws -> HDF5File {
+        let file: HDF5File
+        do {
+            file = try HDF5File.open(path)
+        } catch let e as HDF5Error {
+            switch e.problem {
+            case .missingFile:
+                throw CheckpointError("no checkpoint at \(path): the file does not exist. Check the path; checkpoints are "
+                                      + "CHECKPOINT_DIR/group-<g>/step-<8-digit step>.h5.")
+            case .isDirectory:
+                throw CheckpointError("\(path) is a folder, not a checkpoint; pass one of its step-<8-digit step>.h5 files.")
+            case .permissionDenied:
                 throw CheckpointError("cannot read checkpoint \(path): permission denied. Make the file readable (chmod) or run as its owner.")
-            }
-            if size == 0 {
+            case .emptyFile:
                 throw CheckpointError("checkpoint \(path) is empty (0 bytes): its write was cut off. Delete it and use an older "
                                       + "checkpoint of the group (resume picks the newest complete one).")
-            }
-            let header = FileHandle(forReadingAtPath: path).map { h -> Data in defer { try? h.close() }; return h.readData(ofLength: 8) }
-            if header != Data([0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]) {
+            case .notHDF5:
                 throw CheckpointError("\(path) is not an HDF5 file (it lacks the HDF5 signature), so it is not a codistill "
                                       + "checkpoint. Pass a step-<8-digit step>.h5 file written by codistill.")
+            default:
+                let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? -1
+                throw CheckpointError("checkpoint \(path) is truncated or damaged: it starts like an HDF5 file but HDF5 cannot "
+                                      + "open it (\(size) bytes), typically a copy or write that was cut off. Delete it and use "
+                                      + "an older checkpoint of the group (resume picks the newest complete one).")
             }
-            throw CheckpointError("checkpoint \(path) is truncated or damaged: it starts like an HDF5 file but HDF5 cannot "
-                                  + "open it (\(size) bytes), typically a copy or write that was cut off. Delete it and use "
-                                  + "an older checkpoint of the group (resume picks the newest complete one).")
         }
-        do {
-            guard H5.attributeExists(file, "format") else {
-                throw CheckpointError("\(path) is an HDF5 file but not a codistill checkpoint: it has no root attribute "
-                                      + "'format'. Pass a step-<8-digit step>.h5 file written by codistill.")
-            }
-            let f = try? H5.stringAttribute(file, "format")
-            guard f == format else {
-                throw CheckpointError("\(path) is an HDF5 file but not a codistill checkpoint: its 'format' attribute is "
-                                      + "\(f.map { "'\($0)'" } ?? "not a string"), expected '\(format)'.")
-            }
-            guard let version = try? H5.intAttribute(file, "format_version") else {
-                throw CheckpointError("checkpoint \(path) has no readable root attribute 'format_version'; it is damaged "
-                                      + "or was not written by codistill.")
-            }
-            guard version <= formatVersion else {
-                throw CheckpointError("checkpoint \(path) has format_version \(version), newer than this build supports "
-                                      + "(\(formatVersion)). Upgrade codistill to read it.")
-            }
-            guard version >= 1 else {
-                throw CheckpointError("checkpoint \(path) has an invalid format_version \(version); it is damaged.")
-            }
-        } catch {
-            H5Fclose(file)
-            throw error
+        let root = file.root
+        guard root.hasAttribute(CheckpointEntry.format.name) else {
+            throw CheckpointError("\(path) is an HDF5 file but not a codistill checkpoint: it has no root attribute "
+                                  + "'format'. Pass a step-<8-digit step>.h5 file written by codistill.")
+        }
+        let f = try? root.stringAttribute(CheckpointEntry.format.name)
+        guard f == format else {
+            throw CheckpointError("\(path) is an HDF5 file but not a codistill checkpoint: its 'format' attribute is "
+                                  + "\(f.map { "'\($0)'" } ?? "not a string"), expected '\(format)'.")
+        }
+        guard let version = try? root.intAttribute(CheckpointEntry.formatVersion.name) else {
+            throw CheckpointError("checkpoint \(path) has no readable root attribute 'format_version'; it is damaged "
+                                  + "or was not written by codistill.")
+        }
+        guard version <= formatVersion else {
+            throw CheckpointError("checkpoint \(path) has format_version \(version), newer than this build supports "
+                                  + "(\(formatVersion)). Upgrade codistill to read it.")
+        }
+        guard version >= 1 else {
+            throw CheckpointError("checkpoint \(path) has an invalid format_version \(version); it is damaged.")
         }
         return file
     }
 
     public static func read(path: String) throws -> LoadedCheckpoint {
         let file = try openChecked(path)
-        defer { H5Fclose(file) }
         do {
-            return try readContents(file: file, path: path)
-        } catch let e as H5Failure {
-            throw CheckpointError("checkpoint \(path) is damaged or incomplete: \(e.message). Delete it and use an older "
+            return try readContents(root: file.root)
+        } catch let e as HDF5Error {
+            throw CheckpointError("checkpoint \(path) is damaged or incomplete: \(e.reason). Delete it and use an older "
                                   + "checkpoint of the group (resume picks the newest complete one).")
         }
     }
 
-    static func require(_ loc: hid_t, _ name: String, in where_: String) throws {
-        guard H5.exists(loc, name) else { throw H5Failure("\(where_)\(name) is missing") }
+    /// A layout violation, reported like a damaged object.
+    static func damaged(_ root: HDF5Group, _ reason: String) -> HDF5Error {
+        HDF5Error(.missingObject, file: root.file, reason, fix: "write it again")
     }
 
-    static func readContents(file: hid_t, path: String) throws -> LoadedCheckpoint {
-        for a in ["step", "epoch", "group", "num_groups", "world_size", "model", "config", "created"]
-        where !H5.attributeExists(file, a) {
-            throw H5Failure("root attribute '\(a)' is missing")
+    /// Every required, fixed-name entry of the layout whose group is in the file must be there too.
+    static func requireLayout(_ root: HDF5Group) throws {
+        for entry in layout where entry.required && !entry.isTemplate && entry != .root {
+            let parent = entry.parent == "/" ? root : (root.contains(String(entry.parent.dropFirst())) ? try root.group(String(entry.parent.dropFirst())) : nil)
+            guard let parent else { continue }  // an optional group that is absent (else reported as missing itself)
+            let present = entry.isAttribute ? parent.hasAttribute(entry.name) : parent.contains(entry.name)
+            guard present else {
+                throw damaged(root, entry.parent == "/" && entry.isAttribute ? "root attribute '\(entry.name)' is missing" : "\(entry) is missing")
+            }
         }
-        let modelJSON = try H5.stringAttribute(file, "model")
+    }
+
+    static func readContents(root: HDF5Group) throws -> LoadedCheckpoint {
+        try requireLayout(root)
+        let modelJSON = try root.stringAttribute(CheckpointEntry.model.name)
         let spec: ModelSpec
         do {
             spec = try JSONDecoder().decode(ModelSpec.self, from: Data(modelJSON.utf8))
         } catch {
-            throw H5Failure("root attribute 'model' is not a model spec: \(modelJSON)")
+            throw damaged(root, "root attribute 'model' is not a model spec: \(modelJSON)")
         }
+        func int(_ e: CheckpointEntry, _ g: HDF5Group) throws -> Int { try g.intAttribute(e.name) }
         let metadata = CheckpointMetadata(
-            formatVersion: try H5.intAttribute(file, "format_version"),
-            step: try H5.intAttribute(file, "step"), epoch: try H5.intAttribute(file, "epoch"),
-            group: try H5.intAttribute(file, "group"), numGroups: try H5.intAttribute(file, "num_groups"),
-            worldSize: try H5.intAttribute(file, "world_size"), model: spec,
-            configJSON: try H5.stringAttribute(file, "config"), created: try H5.stringAttribute(file, "created"))
+            formatVersion: try int(.formatVersion, root), step: try int(.step, root), epoch: try int(.epoch, root),
+            group: try int(.group, root), numGroups: try int(.numGroups, root), worldSize: try int(.worldSize, root),
+            model: spec, configJSON: try root.stringAttribute(CheckpointEntry.config.name),
+            created: try root.stringAttribute(CheckpointEntry.created.name))
 
-        // /model
-        try require(file, "model", in: "/")
-        let mg = try H5.openGroup(file, "model")
-        defer { H5Gclose(mg) }
+        // /model: each dataset is what the first matching layout entry says it is.
+        let mg = try root.group(CheckpointEntry.modelGroup.name)
         var tensors: [String: (shape: [Int], values: [Float])] = [:]
         var tracked: [String: Int] = [:]
-        for name in try H5.linkNames(mg) {
-            guard try H5.kind(mg, name) == .dataset else { continue }
-            if name == String(bnSuffix.dropFirst()) || name.hasSuffix(bnSuffix) {
-                let (_, v) = try H5.readDataset(mg, name, as: Int64.self, memType: cd_h5t_native_int64(), requireClass: H5T_INTEGER)
-                guard v.count == 1 else { throw H5Failure("/model/\(name) should be one integer, has \(v.count) values") }
+        for name in try mg.childNames() where try mg.kind(of: name) == .dataset {
+            let d = try mg.dataset(name)
+            if entry(for: d.path) == .batchesTracked {
+                let v: [Int64] = try d.read()
+                guard v.count == 1 else { throw damaged(root, "\(d.path) should be one integer, has \(v.count) values") }
                 let module = name == String(bnSuffix.dropFirst()) ? "" : String(name.dropLast(bnSuffix.count))
                 tracked[module] = Int(v[0])
             } else {
-                let t = try H5.readDataset(mg, name, as: Float.self, memType: cd_h5t_native_float(), requireClass: H5T_FLOAT)
-                tensors[name] = (t.shape, t.values)
+                tensors[name] = (d.shape, try d.read(Float.self))
             }
         }
 
         // /optimizer
         var kind: String? = nil, optStep = 0
         var optState: [String: [String: [Float]]] = [:]
-        if H5.exists(file, "optimizer") {
-            let og = try H5.openGroup(file, "optimizer")
-            defer { H5Gclose(og) }
-            kind = try H5.stringAttribute(og, "kind")
-            optStep = try H5.intAttribute(og, "step")
-            for stateName in try H5.linkNames(og) where try H5.kind(og, stateName) == .group {
-                let sg = try H5.openGroup(og, stateName)
-                defer { H5Gclose(sg) }
+        if root.contains(CheckpointEntry.optimizer.name) {
+            let og = try root.group(CheckpointEntry.optimizer.name)
+            kind = try og.stringAttribute(CheckpointEntry.optimizerKind.name)
+            optStep = try int(.optimizerStep, og)
+            for stateName in try og.childNames() where try og.kind(of: stateName) == .group {
+                let sg = try og.group(stateName)
                 var views: [String: [Float]] = [:]
-                for name in try H5.linkNames(sg) where try H5.kind(sg, name) == .dataset {
-                    views[name] = try H5.readDataset(sg, name, as: Float.self, memType: cd_h5t_native_float(),
-                                                     requireClass: H5T_FLOAT).values
+                for name in try sg.childNames() where try sg.kind(of: name) == .dataset {
+                    views[name] = try sg.dataset(name).read(Float.self)
                 }
                 optState[stateName] = views
             }
         }
 
         // /state
-        try require(file, "state", in: "/")
-        let sg = try H5.openGroup(file, "state")
-        defer { H5Gclose(sg) }
-        try require(sg, "rng", in: "/state/")
-        try require(sg, "data", in: "/state/")
-        let rng = try H5.readDataset(sg, "rng", as: UInt64.self, memType: cd_h5t_native_uint64(), requireClass: H5T_INTEGER).values
-        let dg = try H5.openGroup(sg, "data")
-        defer { H5Gclose(dg) }
+        let sg = try root.group(CheckpointEntry.state.name)
+        let rng: [UInt64] = try sg.dataset(CheckpointEntry.rng.name).read()
+        let dg = try sg.group(CheckpointEntry.data.name)
         let state = RunState(
-            step: H5.attributeExists(dg, "step") ? try H5.intAttribute(dg, "step") : metadata.step,
-            epoch: try H5.intAttribute(dg, "epoch"), rngWords: rng,
-            dataSeed: try H5.uint64Attribute(dg, "seed"), stepInEpoch: try H5.intAttribute(dg, "step_in_epoch"))
+            step: dg.hasAttribute(CheckpointEntry.dataStep.name) ? try int(.dataStep, dg) : metadata.step,
+            epoch: try int(.dataEpoch, dg), rngWords: rng,
+            dataSeed: try dg.uint64Attribute(CheckpointEntry.dataSeed.name), stepInEpoch: try int(.stepInEpoch, dg))
 
         // /metrics
         var metrics: [String: Double] = [:]
-        if H5.exists(file, "metrics") {
-            let g = try H5.openGroup(file, "metrics")
-            defer { H5Gclose(g) }
-            for name in try H5.attributeNames(g) {
-                if let v = try? H5.doubleAttribute(g, name) { metrics[name] = v }
+        if root.contains(CheckpointEntry.metrics.name) {
+            let g = try root.group(CheckpointEntry.metrics.name)
+            for name in try g.attributeNames() {
+                if let v = try? g.doubleAttribute(name) { metrics[name] = v }
             }
         }
 
-        return LoadedCheckpoint(path: path, metadata: metadata, state: state, tensors: tensors,
+        return LoadedCheckpoint(path: root.file, metadata: metadata, state: state, tensors: tensors,
                                 numBatchesTracked: tracked, optimizerKind: kind, optimizerStep: optStep,
                                 optimizerState: optState, metrics: metrics)
     }
@@ -537,10 +486,7 @@ public enum Checkpoint {
     public static func latest(directory: String, folder: String) -> (path: String?, skipped: [String]) {
         var skipped: [String] = []
         for (_, path) in stepFiles(directory: directory, folder: folder) {
-            if let file = try? openChecked(path) {
-                H5Fclose(file)
-                return (path, skipped)
-            }
+            if (try? openChecked(path)) != nil { return (path, skipped) }
             skipped.append(path)
         }
         return (nil, skipped)

@@ -1,6 +1,20 @@
-import CHDF5
 import Foundation
+import HDF5
 import NN
+
+extension HDF5AttributeValue {
+    /// The value for `inspect --json`: one value plainly, several as an array.
+    var jsonValue: Any {
+        func one<T>(_ v: [T]) -> Any { v.count == 1 ? v[0] as Any : v }
+        switch self {
+        case .integers(let v): return one(v)
+        case .unsignedIntegers(let v): return one(v)
+        case .reals(let v): return one(v)
+        case .strings(let v): return one(v)
+        case .other(let t): return "<\(t)>"
+        }
+    }
+}
 
 extension Checkpoint {
     /// One object of the file, for `describe`.
@@ -9,28 +23,28 @@ extension Checkpoint {
         var isGroup: Bool
         var dtype = ""
         var shape: [Int] = []
-        var attributes: [(String, H5.AttributeValue)] = []
+        var attributes: [(String, HDF5AttributeValue)] = []
+        /// What `Checkpoint.layout` says it holds; nil for an object the layout does not have.
+        var holds: String?
     }
 
-    /// Every group and dataset below `loc` (depth first, sorted by name) with its attributes.
-    static func walk(_ loc: hid_t, path: String, into out: inout [Entry]) throws {
-        out.append(Entry(path: path.isEmpty ? "/" : path, isGroup: true,
-                         attributes: try H5.attributeNames(loc).map { ($0, try H5.readAttribute(loc, $0)) }))
-        for name in try H5.linkNames(loc) {
-            let child = path + "/" + name
-            switch try H5.kind(loc, name) {
+    /// Every group and dataset below `group` (depth first, sorted by name) with its attributes.
+    static func walk(_ group: HDF5Group, into out: inout [Entry]) throws {
+        out.append(Entry(path: group.path, isGroup: true,
+                         attributes: try group.attributeNames().map { ($0, try group.attribute($0)) },
+                         holds: entry(for: group.path)?.holds))
+        for name in try group.childNames() {
+            switch try group.kind(of: name) {
             case .group:
-                let g = try H5.openGroup(loc, name)
-                defer { H5Gclose(g) }
-                try walk(g, path: child, into: &out)
+                try walk(try group.group(name), into: &out)
             case .dataset:
-                let info = try H5.datasetInfo(loc, name)
-                let ds = try H5.id(H5Dopen2(loc, name, H5.P), "cannot open dataset '\(name)'")
-                defer { H5Dclose(ds) }
-                out.append(Entry(path: child, isGroup: false, dtype: info.type, shape: info.shape,
-                                 attributes: try H5.attributeNames(ds).map { ($0, try H5.readAttribute(ds, $0)) }))
+                let d = try group.dataset(name)
+                out.append(Entry(path: d.path, isGroup: false, dtype: d.storedType.description, shape: d.shape,
+                                 attributes: try d.attributeNames().map { ($0, try d.attribute($0)) },
+                                 holds: entry(for: d.path)?.holds))
             case .other:
-                out.append(Entry(path: child, isGroup: false, dtype: "other"))
+                let path = group.path == "/" ? "/" + name : group.path + "/" + name
+                out.append(Entry(path: path, isGroup: false, dtype: "other"))
             }
         }
     }
@@ -40,10 +54,9 @@ extension Checkpoint {
     public static func describe(path: String, json: Bool) throws -> String {
         let ckpt = try read(path: path)
         let file = try openChecked(path)
-        defer { H5Fclose(file) }
         var entries: [Entry] = []
-        do { try walk(file, path: "", into: &entries) } catch let e as H5Failure {
-            throw CheckpointError("checkpoint \(path) is damaged: \(e.message).")
+        do { try walk(file.root, into: &entries) } catch let e as HDF5Error {
+            throw CheckpointError("checkpoint \(path) is damaged: \(e.reason).")
         }
 
         // Trainable parameters vs buffers, as the model the checkpoint names declares them
@@ -86,6 +99,7 @@ extension Checkpoint {
             out["objects"] = entries.map { e -> [String: Any] in
                 var o: [String: Any] = ["path": e.path, "type": e.isGroup ? "group" : "dataset"]
                 if !e.isGroup { o["dtype"] = e.dtype; o["shape"] = e.shape }
+                o["holds"] = e.holds ?? "not in the checkpoint layout"
                 if !e.attributes.isEmpty {
                     o["attributes"] = Dictionary(e.attributes.map { ($0.0, $0.1.jsonValue) }, uniquingKeysWith: { a, _ in a })
                 }
@@ -118,7 +132,8 @@ extension Checkpoint {
         let width = min(60, (entries.map(\.path.count).max() ?? 0) + 2)
         for e in entries {
             let kind = e.isGroup ? "group" : e.dtype + " " + (e.shape.isEmpty ? "scalar" : "[" + e.shape.map(String.init).joined(separator: ", ") + "]")
-            lines.append(e.path.padding(toLength: max(width, e.path.count + 1), withPad: " ", startingAt: 0) + kind)
+            lines.append(e.path.padding(toLength: max(width, e.path.count + 1), withPad: " ", startingAt: 0) + kind
+                         + "  (" + (e.holds ?? "not in the checkpoint layout") + ")")
             for (name, value) in e.attributes {
                 var text = value.text
                 if text.count > 100 { text = String(text.prefix(97)) + "..." }

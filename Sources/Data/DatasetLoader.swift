@@ -1,5 +1,6 @@
 import CHDF5
 import Foundation
+import HDF5
 
 /// Finds out what kind of dataset a path holds and loads one split of it.
 ///
@@ -38,7 +39,7 @@ public enum DatasetLoader {
                 + "or an HDF5 dataset file (see docs/DATA.md).")
         }
         if !isDir.boolValue {
-            if HDF5Reader.hasSignature(path) { return .hdf5(file: path) }
+            if HDF5File.hasSignature(path) { return .hdf5(file: path) }
             let name = URL(fileURLWithPath: path).lastPathComponent
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
             if size == 0 {

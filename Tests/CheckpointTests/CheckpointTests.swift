@@ -300,7 +300,12 @@ final class CheckpointTests: XCTestCase {
         f = H5Fopen(newer, cd_h5f_acc_rdwr(), cd_h5p_default())
         XCTAssertGreaterThanOrEqual(f, 0)
         XCTAssertGreaterThanOrEqual(H5Adelete(f, "format_version"), 0)
-        try H5.setAttribute(f, "format_version", 2)
+        var two: Int64 = 2
+        let scalar = H5Screate(H5S_SCALAR)
+        let version = H5Acreate2(f, "format_version", cd_h5t_std_i64le(), scalar, cd_h5p_default(), cd_h5p_default())
+        XCTAssertGreaterThanOrEqual(H5Awrite(version, cd_h5t_native_int64(), &two), 0)
+        H5Aclose(version)
+        H5Sclose(scalar)
         H5Fclose(f)
         assertThrows(try Checkpoint.read(path: newer), contains: [newer, "format_version 2", "newer than this build", "Upgrade"])
         XCTAssertNil(Checkpoint.latest(directory: dir.path, group: 0).path)

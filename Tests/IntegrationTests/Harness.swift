@@ -27,8 +27,9 @@ enum Harness {
     }
 
     /// `mpirun -np ranks codistill args...` (ranks 0: run the binary directly).
+    /// `unsetting` names variables removed from the environment the binary runs in.
     static func run(ranks: Int, _ args: [String], timeout: Int = 120, cwd: String? = nil,
-                    environment extra: [String: String] = [:]) throws -> Result {
+                    environment extra: [String: String] = [:], unsetting: [String] = []) throws -> Result {
         try requireBinary()
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
@@ -46,6 +47,7 @@ enum Harness {
         env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
         env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
         for (k, v) in extra { env[k] = v }
+        for k in unsetting { env[k] = nil }
         p.environment = env
         if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         let out = Pipe(), err = Pipe()
