@@ -99,8 +99,11 @@ public final class Trainer {
         let plan = ShardPlan(datasetCount: train.count, perRankBatch: config.batch, ranksInGroup: group.size,
                              rankInGroup: group.rank, seed: groupSeed,
                              partitions: disjoint ? config.groups : 1, partition: disjoint ? groupIndex : 0)
-        guard plan.stepsPerEpoch > 0 else {
-            throw ConfigError(description: "the group batch (\(config.batch) x \(group.size) ranks) is larger than the \(train.count) training samples: lower --batch")
+        // Agreed over the world: disjoint shares can differ by a sample, so one group alone may fail.
+        try collectively {
+            guard plan.stepsPerEpoch > 0 else {
+                throw ConfigError(description: "the group batch (\(config.batch) x \(group.size) ranks) is larger than the \(plan.partitionRange.count) training samples\(disjoint ? " of group \(groupIndex)'s share" : ""): lower --batch")
+            }
         }
 
         // Resume: every rank reads the same file, so every rank restores the same state.

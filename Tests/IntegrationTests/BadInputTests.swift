@@ -17,6 +17,26 @@ final class BadInputTests: XCTestCase {
         if let dir, let before { XCTAssertEqual(Harness.fingerprint(dir), before, "checkpoints changed", file: file, line: line) }
     }
 
+    func testUncreatablePeerDirectoryEndsEveryRank() throws {
+        // Only the group leader creates the exchange; the other rank used to wait in a broadcast.
+        let dir = Harness.temporaryDirectory("peerdir")
+        try Harness.writeTinyIDX(in: dir)
+        try Data("not a directory".utf8).write(to: URL(fileURLWithPath: dir + "/afile"))
+        try assertFails(["train", "--data", dir, "--model", "mlp", "--steps", "2", "--batch", "8", "--exchange", "files",
+                         "--peer-dir", dir + "/afile/peers", "--checkpoint-dir", dir + "/ck"],
+                        mentions: ["afile/peers", "--peer-dir"])
+    }
+
+    func testGroupBatchLargerThanOneGroupsShare() throws {
+        // 15 samples split into disjoint shares of 7 and 8: only group 0 cannot fill a batch of 8,
+        // and group 1 used to wait for it forever.
+        let dir = Harness.temporaryDirectory("share")
+        try Harness.writeTinyIDX(in: dir, train: 15)
+        try assertFails(["train", "--data", dir, "--model", "mlp", "--groups", "2", "--steps", "2", "--batch", "8",
+                         "--checkpoint-dir", dir + "/ck"],
+                        mentions: ["larger than the 7 training samples of group 0's share", "lower --batch"])
+    }
+
     func testRanksNotDivisibleByGroups() throws {
         try assertFails(ranks: 3, ["train", "--groups", "2", "--steps", "1"], mentions: ["3 ranks", "2 groups"])
     }

@@ -163,4 +163,26 @@ final class InProcessCodistillationTests: XCTestCase {
         let with = try churn(distill: true), without = try churn(distill: false)
         XCTAssertLessThan(with, without, "codistilled models agree more (mean |p_a - p_b|: \(with) vs \(without) without distillation)")
     }
+
+    func testWeightDecayAfterBurnInSurvivesResume() throws {
+        var cfg = config(name: "a", seed: 1, steps: 40, distill: true)
+        cfg.burnIn = 20
+        cfg.weightDecayAfterBurnIn = 0
+        cfg.checkpointEvery = 30
+        func start(resume: String?) throws -> TrainingRun {
+            let trainer = try Trainer(config: cfg, resume: resume, world: SoloCollectives(), log: { _ in })
+            trainer.transportOverride = InMemoryTransport(board: InMemorySnapshotBoard(), name: "a")
+            return try trainer.start()
+        }
+        let first = try start(resume: nil)
+        for _ in 0..<30 { _ = try first.advance() }
+        first.close()
+        XCTAssertEqual((first.optimizer as! SGD).weightDecay, 0, "decay switched at the end of burn-in")
+        // Resumed past burn-in (step 30): the switch must hold from the first step on.
+        let resumed = try start(resume: "auto")
+        XCTAssertEqual(resumed.stepsDone, 30)
+        _ = try resumed.advance()
+        resumed.close()
+        XCTAssertEqual((resumed.optimizer as! SGD).weightDecay, 0, "a run resumed after burn-in keeps the relaxed decay")
+    }
 }
