@@ -91,6 +91,25 @@ public final class ParameterStore {
         trainable.first { $0.name == name } ?? buffersLayout.first { $0.name == name }
     }
 
+    /// True when every value and buffer is a finite number: a collapsed model (NaN or infinite
+    /// weights) is never published, distilled from or checkpointed.
+    public var isFinite: Bool {
+        for (p, n) in [(values, trainableCount), (buffers, bufferCount)] {
+            // x - x is 0 for finite x and NaN for NaN and infinities; summing keeps one pass.
+            var s: Float = 0
+            for i in 0..<n { s += p[i] - p[i] }
+            if s != 0 || s.isNaN { return false }
+        }
+        return true
+    }
+
+    /// Copies another store's values and buffers (same model) into this one.
+    public func copy(from other: ParameterStore) {
+        precondition(other.trainableCount == trainableCount && other.bufferCount == bufferCount, "copy between different models")
+        values.update(from: other.values, count: trainableCount)
+        buffers.update(from: other.buffers, count: bufferCount)
+    }
+
     /// FNV-1a over the bit patterns of values and buffers: equal iff bitwise equal (with
     /// overwhelming probability); used to check that ranks of a group agree.
     public func checksum() -> UInt64 {

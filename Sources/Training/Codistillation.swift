@@ -24,6 +24,10 @@ final class Codistillation {
         let store: ParameterStore
         /// The snapshot held (nil until the first one arrives).
         var stamp: SnapshotStamp?
+        /// The newest snapshot read, held or refused as collapsed (not read again).
+        var seen: SnapshotStamp?
+        /// Its last snapshot was collapsed (logged once until a healthy one arrives).
+        var collapsed = false
     }
 
     let config: TrainConfig
@@ -35,6 +39,9 @@ final class Codistillation {
     let transport: SnapshotTransport?
     let log: (String) -> Void
     var peers: [Peer] = []
+    /// Where a fetched snapshot lands until it is known to be healthy, so a collapsed one never
+    /// replaces the last healthy snapshot of a peer.
+    lazy var arrival: Peer? = try? makePeer(name: "arrival")
     var exchangeSeconds = 0.0, peerForwardSeconds = 0.0
 
     init(config: TrainConfig, group: Collectives, groupIndex: Int, spec: ModelSpec, store: ParameterStore,
@@ -71,14 +78,29 @@ final class Codistillation {
         defer { exchangeSeconds += monotonicSeconds() - start }
         var fresh = [UInt8](repeating: 0, count: peers.count)
         if group.rank == 0, let transport {
-            transport.publish(store, step: step)
+            // A collapsed model is not published: the peers keep its last healthy snapshot.
+            if store.isFinite {
+                transport.publish(store, step: step)
+            } else {
+                log("[group \(groupIndex)] step \(step): own weights are not finite; not publishing them")
+            }
             for name in transport.peerNames() where !peers.contains(where: { $0.name == name }) {
                 if let p = try? makePeer(name: name) { peers.append(p); fresh.append(0) }
             }
             for i in peers.indices {
-                switch transport.fetch(peer: peers[i].name, into: peers[i].store, after: peers[i].stamp) {
+                guard let arrival = arrival?.store else { break }
+                switch transport.fetch(peer: peers[i].name, into: arrival, after: peers[i].seen ?? peers[i].stamp) {
+                case .fresh(let stamp) where !arrival.isFinite:
+                    peers[i].seen = stamp
+                    guard !peers[i].collapsed else { break }
+                    peers[i].collapsed = true
+                    log("[group \(groupIndex)] step \(step): peer \(peers[i].name) snapshot refused (non-finite weights from its step \(stamp.step): a collapsed model); "
+                        + (peers[i].stamp.map { "keeping its snapshot from its step \($0.step)" } ?? "no snapshot of it yet"))
                 case .fresh(let stamp):
+                    peers[i].store.copy(from: arrival)
                     peers[i].stamp = stamp
+                    peers[i].seen = stamp
+                    peers[i].collapsed = false
                     fresh[i] = 1
                 case .refused(let reason):
                     log("[group \(groupIndex)] step \(step): peer \(peers[i].name) snapshot refused (\(reason)); "

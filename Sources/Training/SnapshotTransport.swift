@@ -131,18 +131,32 @@ public final class InMemoryTransport: SnapshotTransport {
     }
 }
 
-/// Fault injection around any transport: publishes every `tearEvery`-th snapshot torn, as a
-/// copy overwritten mid-read or corrupted in transit would arrive.
+/// Fault injection around any transport: every `every`-th publication arrives torn (as a copy
+/// overwritten mid-read or corrupted in transit would) or collapsed (intact, but with NaN weights,
+/// as from a model that diverged).
 public final class FaultInjectingTransport: SnapshotTransport {
+    public enum Fault { case torn, collapsed }
     let inner: SnapshotTransport
-    let tearEvery: Int
+    let fault: Fault
+    let every: Int
     var published = 0
 
-    public init(_ inner: SnapshotTransport, tearEvery: Int = 1) { self.inner = inner; self.tearEvery = max(1, tearEvery) }
+    public init(_ inner: SnapshotTransport, fault: Fault = .torn, every: Int = 1) {
+        self.inner = inner; self.fault = fault; self.every = max(1, every)
+    }
 
     public func publish(_ store: ParameterStore, step: Int, torn: Bool) {
         published += 1
-        inner.publish(store, step: step, torn: torn || published % tearEvery == 0)
+        let inject = published % every == 0
+        guard inject, fault == .collapsed, store.trainableCount > 0 else {
+            inner.publish(store, step: step, torn: torn || inject)
+            return
+        }
+        // One NaN weight makes a collapsed model; restored at once, so only the copy carries it.
+        let kept = store.values[0]
+        store.values[0] = .nan
+        inner.publish(store, step: step, torn: torn)
+        store.values[0] = kept
     }
     public func peerNames() -> [String] { inner.peerNames() }
     public func fetch(peer: String, into store: ParameterStore, after: SnapshotStamp?) -> FetchOutcome {

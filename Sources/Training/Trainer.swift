@@ -226,6 +226,10 @@ public final class Trainer {
     func saveCheckpoint(store: ParameterStore, optimizer: Optimizer, spec: ModelSpec, step: Int, stepsPerEpoch: Int,
                         mean: [Float], std: [Float], metrics: [String: Double]) throws -> String {
         let path = Checkpoint.path(directory: config.checkpointDir, group: groupIndex, step: step)
+        // Non-finite weights never become "the last good checkpoint" (every rank holds the same weights).
+        guard store.isFinite else {
+            throw TrainingError("the weights of group \(groupIndex) are not finite at step \(step); no checkpoint written: lower --lr (now \(config.lr)) and resume from the last good checkpoint with --resume auto")
+        }
         _ = try collectivelyLeader {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
                                                     withIntermediateDirectories: true)

@@ -127,7 +127,7 @@ final class InProcessCodistillationTests: XCTestCase {
 
     func testRefusedSnapshotKeepsThePreviousOne() throws {
         // Every second publication of b arrives torn.
-        let jobs = try train(steps: 120, distill: true, wrapB: { FaultInjectingTransport($0, tearEvery: 2) })
+        let jobs = try train(steps: 120, distill: true, wrapB: { FaultInjectingTransport($0, fault: .torn, every: 2) })
         let a = jobs[0]
         let refused = a.log.filter { $0.contains("peer b snapshot refused (checksum mismatch") }
         XCTAssertGreaterThanOrEqual(refused.count, 3, "a refuses b's torn snapshots: \(a.log)")
@@ -184,5 +184,21 @@ final class InProcessCodistillationTests: XCTestCase {
         _ = try resumed.advance()
         resumed.close()
         XCTAssertEqual((resumed.optimizer as! SGD).weightDecay, 0, "a run resumed after burn-in keeps the relaxed decay")
+    }
+
+    func testCollapsedPeerIsNeverDistilledFrom() throws {
+        // b's every publication carries a NaN weight: a must refuse them (logged once), never
+        // distil, and finish with finite weights.
+        let jobs = try train(steps: 100, distill: true, wrapB: { FaultInjectingTransport($0, fault: .collapsed) })
+        let a = jobs[0]
+        let refused = a.log.filter { $0.contains("peer b snapshot refused (non-finite weights") }
+        XCTAssertEqual(refused.count, 1, "a collapsed peer is logged once: \(a.log)")
+        XCTAssert(snapshots(a).isEmpty, "no collapsed snapshot is taken: \(a.log)")
+        for row in try rows(a.metricsPath) {
+            XCTAssertEqual(row["distill_loss"], 0, "no distillation from a collapsed peer: \(row)")
+            XCTAssert(row["loss"]!.isFinite, "\(row)")
+        }
+        XCTAssert(a.run.store.isFinite)
+        XCTAssertFalse(snapshots(jobs[1]).isEmpty, "b still distils from the healthy a")
     }
 }
