@@ -463,7 +463,7 @@ public enum Checkpoint {
     }
 
     /// The step files of a folder (never *.tmp), newest step first.
-    static func stepFiles(directory: String, folder: String) -> [(step: Int, path: String)] {
+    public static func stepFiles(directory: String, folder: String) -> [(step: Int, path: String)] {
         let dir = URL(fileURLWithPath: directory).appendingPathComponent(folder)
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir.path) else { return [] }
         var out: [(Int, String)] = []

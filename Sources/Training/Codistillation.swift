@@ -28,6 +28,8 @@ final class Codistillation {
         var seen: SnapshotStamp?
         /// Its last snapshot was collapsed (logged once until a healthy one arrives).
         var collapsed = false
+        /// Its snapshot is older than --max-peer-age (logged once until a fresh one arrives).
+        var expired = false
     }
 
     let config: TrainConfig
@@ -101,6 +103,7 @@ final class Codistillation {
                     peers[i].stamp = stamp
                     peers[i].seen = stamp
                     peers[i].collapsed = false
+                    peers[i].expired = false
                     fresh[i] = 1
                 case .refused(let reason):
                     log("[group \(groupIndex)] step \(step): peer \(peers[i].name) snapshot refused (\(reason)); "
@@ -110,6 +113,13 @@ final class Codistillation {
                         log("[group \(groupIndex)] step \(step): peer \(peers[i].name) has published nothing for \(Int(age)) s; keeping its snapshot from its step \(held.step)")
                     }
                 }
+            }
+        }
+        if config.maxPeerAge > 0, group.rank == 0 {
+            for i in peers.indices where !peers[i].expired {
+                guard let held = peers[i].stamp, step - held.step > config.maxPeerAge else { continue }
+                peers[i].expired = true
+                log("[group \(groupIndex)] step \(step): peer \(peers[i].name) snapshot from its step \(held.step) is older than --max-peer-age \(config.maxPeerAge); not distilling from it until a newer one arrives")
             }
         }
         if group.size > 1 { shareWithGroup(&fresh) }
@@ -162,16 +172,19 @@ final class Codistillation {
         guard w > 0 else { return nil }
         let start = monotonicSeconds()
         defer { peerForwardSeconds += monotonicSeconds() - start }
-        guard let targets = peerPrediction(images) else { return nil }
+        guard let targets = peerPrediction(images, step: step) else { return nil }
         let t = config.temperature
         let ce = softTargetCrossEntropy(logits, targets: targets, temperature: t)
         return (scale(ce, w * t * t), Double(ce.scalar))
     }
 
     /// The peers' mean predicted probabilities at temperature T on `images` (no gradient), or nil
-    /// while no peer has published anything yet.
-    func peerPrediction(_ images: Tensor) -> Tensor? {
-        let ready = peers.filter { $0.stamp != nil }
+    /// while no peer has a usable snapshot (none yet, or all older than --max-peer-age).
+    func peerPrediction(_ images: Tensor, step: Int) -> Tensor? {
+        let ready = peers.filter { p in
+            guard let s = p.stamp else { return false }
+            return config.maxPeerAge == 0 || step - s.step <= config.maxPeerAge
+        }
         guard !ready.isEmpty else { return nil }
         return withNoGrad {
             var mean: Tensor? = nil

@@ -26,6 +26,11 @@ final class FileExchange: SnapshotTransport {
         } catch {
             throw TrainingError("cannot create the peer directory \(directory)/\(name) (\(error.localizedDescription)): pass a writable shared --peer-dir")
         }
+        // A job killed mid-publication leaves a .tmp in its own folder; nobody else writes there.
+        let own = directory + "/" + name
+        for stale in (try? FileManager.default.contentsOfDirectory(atPath: own))?.filter({ $0.hasSuffix(".tmp") }) ?? [] {
+            try? FileManager.default.removeItem(atPath: own + "/" + stale)
+        }
     }
 
     /// `torn`: the file is cut short after writing, as a copy interrupted mid-write looks.
@@ -55,21 +60,25 @@ final class FileExchange: SnapshotTransport {
         }.sorted()
     }
 
-    /// Loads `peer`'s newest complete snapshot into `store` if it is newer than `after`.
+    /// Loads `peer`'s newest readable snapshot into `store` if it is newer than `after`. A newest
+    /// file that cannot be read (cut short, damaged) is reported and the older one tried.
     func fetch(peer: String, into store: ParameterStore, after: SnapshotStamp?) -> FetchOutcome {
-        guard let path = Checkpoint.latest(directory: directory, folder: peer).path else { return .unchanged }
-        let ckpt: LoadedCheckpoint
-        do { ckpt = try Checkpoint.read(path: path) } catch { return .refused(reason: "\(error)") }
-        guard ckpt.state.step > after?.step ?? -1 else { return .unchanged }
-        do {
-            try Checkpoint.restore(ckpt, into: store, optimizer: nil, model: spec)
-        } catch {
-            if warned.insert(peer).inserted { log("warning: ignoring peer \(peer): \(error)") }
-            return .unchanged
+        var problems: [String] = []
+        for (step, path) in Checkpoint.stepFiles(directory: directory, folder: peer) where step > after?.step ?? -1 {
+            let ckpt: LoadedCheckpoint
+            do { ckpt = try Checkpoint.read(path: path) } catch { problems.append("\(error)"); continue }
+            do {
+                try Checkpoint.restore(ckpt, into: store, optimizer: nil, model: spec)
+            } catch {
+                if warned.insert(peer).inserted { log("warning: ignoring peer \(peer): \(error)") }
+                return .unchanged
+            }
+            if !problems.isEmpty { log("warning: peer \(peer): skipped newer unreadable snapshots: \(problems.joined(separator: "; "))") }
+            let version = versions[peer, default: 0] + 1
+            versions[peer] = version
+            return .fresh(SnapshotStamp(version: version, step: ckpt.state.step))
         }
-        let version = versions[peer, default: 0] + 1
-        versions[peer] = version
-        return .fresh(SnapshotStamp(version: version, step: ckpt.state.step))
+        return problems.isEmpty ? .unchanged : .refused(reason: problems.joined(separator: "; "))
     }
 
     /// Seconds since `peer`'s newest file was written (nil if it has none).

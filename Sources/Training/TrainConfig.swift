@@ -60,6 +60,9 @@ public struct TrainConfig: Codable, Equatable {
     public var peerDir = ""
     /// This job's folder name in the peer directory (default: the checkpoint directory's name).
     public var peerName = ""
+    /// A peer snapshot older than this many steps is not distilled from (0: no limit): a peer
+    /// that died or stalls stops pulling the others towards its old predictions.
+    public var maxPeerAge = 0
 
     /// The per-channel mean and std the inputs were normalised with (empty: none recorded).
     /// Set by `train` in every checkpoint it writes, so `eval` and `synth` need no training data
@@ -88,6 +91,7 @@ public struct TrainConfig: Codable, Equatable {
         if exchange == .files && peerDir.isEmpty {
             try fail("--exchange files needs --peer-dir DIR, a directory every job of the experiment can read and write")
         }
+        if maxPeerAge < 0 { try fail("--max-peer-age must be >= 0 (0: no limit), got \(maxPeerAge)") }
         if exchangeEvery < 1 { try fail("--exchange-every must be at least 1, got \(exchangeEvery)") }
         if distillWeight < 0 || burnIn < 0 || distillRamp < 0 { try fail("--distill-weight, --burn-in and --distill-ramp must be >= 0") }
         if weightDecayAfterBurnIn >= 0 && optimizer != .sgd { try fail("--weight-decay-after-burn-in applies to --optimizer sgd") }

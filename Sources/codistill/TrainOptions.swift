@@ -49,6 +49,7 @@ struct TrainOptions: ParsableArguments {
     @Option(help: helpWithDefault("Data of each group: disjoint (a 1/G share each) or the same.", default: defaults.dataSplit)) var dataSplit: DataSplit?
     @Option(help: helpWithDefault("Shared directory for --exchange files (jobs that share it codistil).", default: defaults.peerDir)) var peerDir: String?
     @Option(help: helpWithDefault("This job's name in --peer-dir (none: the checkpoint directory's name).", default: defaults.peerName)) var peerName: String?
+    @Option(help: helpWithDefault("Do not distil from a peer snapshot older than this many steps (0: no limit).", default: defaults.maxPeerAge)) var maxPeerAge: Int?
 
     /// The options given on the command line, named as their TrainConfig fields.
     var settings: [ConfigSetting] {

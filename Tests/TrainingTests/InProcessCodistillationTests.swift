@@ -61,12 +61,15 @@ final class InProcessCodistillationTests: XCTestCase {
     }
 
     /// Trains jobs "a" and "b" side by side; `wrap` may replace b's transport (fault injection).
-    func train(steps: Int, distill: Bool, wrapB: ((SnapshotTransport) -> SnapshotTransport)? = nil) throws -> [Job] {
+    /// `bDiesAt`: b stops advancing after that many steps, as a job that died.
+    func train(steps: Int, distill: Bool, wrapB: ((SnapshotTransport) -> SnapshotTransport)? = nil,
+               bDiesAt: Int? = nil, adjust: (inout TrainConfig) -> Void = { _ in }) throws -> [Job] {
         let board = InMemorySnapshotBoard()
         var logs: [String: [String]] = [:]
         var jobs: [Job] = []
         for (i, name) in ["a", "b"].enumerated() {
-            let cfg = config(name: name, seed: UInt64(1 + i), steps: steps, distill: distill)
+            var cfg = config(name: name, seed: UInt64(1 + i), steps: steps, distill: distill)
+            adjust(&cfg)
             let trainer = try Trainer(config: cfg, resume: nil, world: SoloCollectives(), log: { logs[name, default: []].append($0) })
             trainer.transportOverride = InMemoryTransport(board: board, name: name)
             if name == "b" { trainer.wrapTransport = wrapB }
@@ -75,7 +78,9 @@ final class InProcessCodistillationTests: XCTestCase {
         var going = true
         while going {
             going = false
-            for job in jobs { if try job.run.advance() { going = true } }
+            for job in jobs where !(job.name == "b" && job.run.stepsDone >= bDiesAt ?? Int.max) {
+                if try job.run.advance() { going = true }
+            }
         }
         for i in jobs.indices { jobs[i].run.close(); jobs[i].log = logs[jobs[i].name] ?? [] }
         return jobs
@@ -200,5 +205,19 @@ final class InProcessCodistillationTests: XCTestCase {
         }
         XCTAssert(a.run.store.isFinite)
         XCTAssertFalse(snapshots(jobs[1]).isEmpty, "b still distils from the healthy a")
+    }
+
+    func testDeadPeerIsDroppedAfterMaxPeerAge() throws {
+        // b dies after 60 steps; a goes on to 150 and stops distilling once b's last snapshot
+        // (from b's step 60) is more than 30 steps old.
+        let jobs = try train(steps: 150, distill: true, bDiesAt: 60, adjust: { $0.maxPeerAge = 30 })
+        let a = jobs[0]
+        let expired = a.log.filter { $0.contains("older than --max-peer-age 30") }
+        XCTAssertEqual(expired.count, 1, "logged once: \(a.log)")
+        for row in try rows(a.metricsPath) {
+            let step = Int(row["step"]!), distill = row["distill_loss"]!
+            if (70...80).contains(step) { XCTAssertGreaterThan(distill, 0, "b's last snapshot is still young: \(row)") }
+            if step > 100 { XCTAssertEqual(distill, 0, "b's snapshot is too old to distil from: \(row)") }
+        }
     }
 }

@@ -1,0 +1,45 @@
+import Foundation
+import NN
+import XCTest
+@testable import Training
+
+/// The file exchange as a snapshot transport, on files the test writes and breaks.
+final class FileExchangeTransportTests: XCTestCase {
+    func testUnreadableNewestSnapshotFallsBackToTheOlderOne() throws {
+        let dir = NSTemporaryDirectory() + "codistill-files-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let spec = ModelSpec(name: "mlp", inputShape: [1, 8, 8], classes: 4)
+        var logged: [String] = []
+        let a = try FileExchange(directory: dir, name: "a", spec: spec, configJSON: "{}", log: { logged.append($0) })
+        let b = try FileExchange(directory: dir, name: "b", spec: spec, configJSON: "{}", log: { _ in })
+        let published = ParameterStore(model: try Models.make(spec), seed: 3)
+        b.publish(published, step: 10)
+        let atTen = published.checksum()
+        published.values[0] += 1
+        b.publish(published, step: 20, torn: true)  // cut short, as a copy interrupted mid-write
+        XCTAssertEqual(a.peerNames(), ["b"])
+
+        let received = ParameterStore(model: try Models.make(spec), seed: 4)
+        XCTAssertEqual(a.fetch(peer: "b", into: received, after: nil), .fresh(SnapshotStamp(version: 1, step: 10)))
+        XCTAssertEqual(received.checksum(), atTen, "the older, intact snapshot arrived")
+        XCTAssert(logged.contains { $0.contains("peer b: skipped newer unreadable snapshots") }, "\(logged)")
+        // Nothing newer than step 10 is readable: the broken file is reported, the store kept.
+        guard case .refused = a.fetch(peer: "b", into: received, after: SnapshotStamp(version: 1, step: 10)) else {
+            return XCTFail("a newer unreadable snapshot is refused")
+        }
+        XCTAssertEqual(received.checksum(), atTen)
+    }
+
+    func testStaleTemporaryFilesOfTheJobAreRemovedAtStart() throws {
+        let dir = NSTemporaryDirectory() + "codistill-files-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/a", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/b", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: dir + "/a/step-00000050.h5.tmp", contents: Data(count: 10))
+        FileManager.default.createFile(atPath: dir + "/b/step-00000050.h5.tmp", contents: Data(count: 10))
+        let spec = ModelSpec(name: "mlp", inputShape: [1, 8, 8], classes: 4)
+        _ = try FileExchange(directory: dir, name: "a", spec: spec, configJSON: "{}", log: { _ in })
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/a/step-00000050.h5.tmp"), "a's own stale .tmp is removed")
+        XCTAssert(FileManager.default.fileExists(atPath: dir + "/b/step-00000050.h5.tmp"), "another job's files are never touched")
+    }
+}
