@@ -75,7 +75,7 @@ public final class DataFreeDistiller {
         let synthesizer = Synthesizer(config: config.synthesis, teacher: probe, student: student,
                                       imageShape: teacher.spec.inputShape, classes: teacher.spec.classes,
                                       mean: mean, std: std)
-        let sgd = SGD(store: studentStore, momentum: config.momentum, weightDecay: config.weightDecay)
+        let sgd = SGD(parameters: studentStore, momentum: config.momentum, weightDecay: config.weightDecay)
         let step = TrainingStep(model: student, store: studentStore, optimizer: sgd)
         let totalKD = config.rounds * config.kdSteps
         let schedule = LRSchedule(base: config.lr, shape: .cosine(totalSteps: max(1, totalKD), minLR: 0), warmupSteps: 0)
