@@ -4,6 +4,7 @@ import Data
 import Engine
 import Foundation
 import NN
+import RunConfig
 
 /// What a finished run reports.
 public struct TrainResult {

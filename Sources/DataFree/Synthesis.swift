@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import NN
+import RunConfig
 
 /// Data-free synthesis: images made from a trained teacher alone, for distilling a student.
 ///
