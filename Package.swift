@@ -57,16 +57,29 @@ let package = Package(
         .target(name: "Checkpoint", dependencies: ["Engine", "NN", "HDF5"]),
         // MPI: world, groups, collectives, clean abort.
         .target(name: "Cluster", dependencies: ["CMPI", "Engine"]),
+        // The run configuration: TrainConfig, the option enums, settings by name, experiment
+        // files (TOML/YAML). Stored in every checkpoint, so whatever rebuilds a model from one
+        // needs it, not only the training loop.
+        .target(name: "RunConfig", dependencies: [
+            "NN", .product(name: "TOMLKit", package: "TOMLKit"), .product(name: "Yams", package: "Yams"),
+        ]),
+        // Models rebuilt from checkpoints with their input normalisation; predictions, evaluation
+        // reports, churn. No MPI.
+        .target(name: "Inference", dependencies: ["Engine", "NN", "Data", "Checkpoint", "RunConfig"],
+                swiftSettings: fastMath),
         // The training loop (sync SGD in a group; codistillation across groups).
         .target(name: "Training", dependencies: [
-            "Engine", "NN", "Data", "Checkpoint", "Cluster",
-            .product(name: "TOMLKit", package: "TOMLKit"), .product(name: "Yams", package: "Yams"),
+            "Engine", "NN", "Data", "Checkpoint", "Cluster", "RunConfig",
         ], swiftSettings: fastMath),
+        // Data-free distillation: images synthesised from a teacher (FastDFKD, DeepInversion) and a
+        // student distilled on them. One process, no MPI.
+        .target(name: "DataFree", dependencies: ["Engine", "NN", "Data", "Checkpoint", "RunConfig", "Inference"],
+                swiftSettings: fastMath),
         // The command line.
         .executableTarget(
             name: "codistill",
             dependencies: [
-                "Engine", "NN", "Data", "Checkpoint", "Cluster", "Training", "CMPI",
+                "Engine", "NN", "Data", "Checkpoint", "Cluster", "RunConfig", "Inference", "Training", "DataFree", "CMPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),
@@ -76,8 +89,9 @@ let package = Package(
         .testTarget(name: "DataTests", dependencies: ["Data", "Engine", "CHDF5"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "NN", "Engine", "CHDF5"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "RunConfig", "Inference", "DataFree"]),
+        .testTarget(name: "DataFreeTests", dependencies: ["DataFree", "NN", "Engine"]),
         // Runs the release binary under mpirun (scripts/test.sh builds it first).
-        .testTarget(name: "TrainingTests", dependencies: ["Training"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Checkpoint"]),
     ],
     swiftLanguageModes: [.v5]

@@ -2,6 +2,7 @@ import Cluster
 import Engine
 import Foundation
 import NN
+import RunConfig
 
 /// Codistillation (Anil et al. 2018): everything a training step does with the other groups.
 ///

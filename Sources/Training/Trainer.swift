@@ -4,6 +4,7 @@ import Data
 import Engine
 import Foundation
 import NN
+import RunConfig
 
 /// What a finished run reports.
 public struct TrainResult {
@@ -89,8 +90,8 @@ public final class Trainer {
         let groupSeed = config.seed &+ UInt64(groupIndex)
         let store = ParameterStore(model: model, seed: groupSeed)
         let optimizer: Optimizer = config.optimizer == .sgd
-            ? SGD(store: store, momentum: config.momentum, weightDecay: config.weightDecay, nesterov: config.nesterov)
-            : Adam(store: store, weightDecay: config.weightDecay, decoupled: config.optimizer == .adamw)
+            ? SGD(parameters: store, momentum: config.momentum, weightDecay: config.weightDecay, nesterov: config.nesterov)
+            : Adam(parameters: store, weightDecay: config.weightDecay, decoupled: config.optimizer == .adamw)
 
         let (mean, std): ([Float], [Float]) = config.normalize
             ? train.channelStatistics()

@@ -3,6 +3,7 @@ import Data
 import Engine
 import Foundation
 import NN
+import RunConfig
 
 /// A started run of one rank: `advance()` trains one step and does what falls due after it
 /// (consistency check, evaluation, metrics row, checkpoint, stop on signal).

@@ -46,7 +46,7 @@ struct BenchEngine: ParsableCommand {
         let net: Module
         do { net = try Models.make(spec) } catch { throw ValidationError("\(error)") }
         let store = ParameterStore(model: net, seed: 0)
-        let trainingStep = TrainingStep(model: net, store: store, optimizer: SGD(store: store, momentum: 0.9, weightDecay: 5e-4))
+        let trainingStep = TrainingStep(model: net, store: store, optimizer: SGD(parameters: store, momentum: 0.9, weightDecay: 5e-4))
         let xs = (0..<4).map { Tensor.normal([batch] + shape, seed: UInt64(100 + $0)) }
         let ys: [[Int]] = (0..<4).map { b in
             var rng = RandomGenerator(seed: UInt64(200 + b))

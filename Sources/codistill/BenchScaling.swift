@@ -149,7 +149,7 @@ struct ScalingBench {
         self.batch = batch
         let net = try Models.make(ModelSpec(name: model, inputShape: [1, 28, 28], classes: 10))
         let store = ParameterStore(model: net, seed: 0)
-        let sgd = SGD(store: store, momentum: 0.9, weightDecay: 5e-4)
+        let sgd = SGD(parameters: store, momentum: 0.9, weightDecay: 5e-4)
         let sync = GradientSync(store: store, group: world)
         sync.sleepWhileWaiting = !spinWhileWaiting
         groupStep = TrainingStep(model: net, store: store, optimizer: sgd, reduction: sync)

@@ -2,6 +2,8 @@ import ArgumentParser
 import Checkpoint
 import Data
 import Foundation
+import Inference
+import RunConfig
 import Training
 
 struct Eval: ParsableCommand {

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Data
+import DataFree
 import Engine
 import Foundation
-import Training
+import Inference
+import RunConfig
 
 /// The defaults shown in `synth --help` are those of the library's configurations.
 private let kdDefaults = DataFreeConfig()
@@ -53,15 +55,15 @@ struct Synth: ParsableCommand {
 
     func synthesize() throws {
         if rounds < 1 || batch < 2 || generatorWidth < 1 || kdSteps < 0 || kdBatch < 1 || (steps ?? 1) < 1 {
-            throw TrainingError("--rounds, --steps and --kd-batch must be >= 1, --batch >= 2 (batch statistics) and --kd-steps >= 0")
+            throw DataFreeError("--rounds, --steps and --kd-batch must be >= 1, --batch >= 2 (batch statistics) and --kd-steps >= 0")
         }
-        if !(lr > 0) || !(temperature > 0) { throw TrainingError("--lr and --temperature must be positive") }
+        if !(lr > 0) || !(temperature > 0) { throw DataFreeError("--lr and --temperature must be positive") }
         BLAS.setThreads(1)
         let teacherModel = try TrainedModel(checkpoint: teacher)
         let dataPath = data ?? teacherModel.config.data
         let test = try DatasetLoader.load(path: dataPath, split: .test)
         guard test.sampleShape == teacherModel.spec.inputShape, test.classes <= teacherModel.spec.classes else {
-            throw TrainingError("\(teacher) takes inputs \(teacherModel.spec.inputShape) with \(teacherModel.spec.classes) classes; \(dataPath) has \(test.sampleShape): pass the teacher's dataset with --data")
+            throw DataFreeError("\(teacher) takes inputs \(teacherModel.spec.inputShape) with \(teacherModel.spec.classes) classes; \(dataPath) has \(test.sampleShape): pass the teacher's dataset with --data")
         }
         // The normalisation the teacher was trained with: recorded in its checkpoint; checkpoints
         // written before that was recorded fall back to the training split's statistics, as

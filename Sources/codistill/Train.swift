@@ -1,6 +1,7 @@
 import ArgumentParser
 import Cluster
 import Foundation
+import RunConfig
 import Training
 
 /// `mpirun -np N codistill train ...`: every rank runs this; rank 0 talks.

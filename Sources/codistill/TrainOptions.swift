@@ -1,5 +1,6 @@
 import ArgumentParser
 import NN
+import RunConfig
 import Training
 
 private let defaults = TrainConfig()

@@ -31,7 +31,7 @@ final class CheckpointTests: XCTestCase {
     func makeRun(_ spec: ModelSpec = cnnSpec, seed: UInt64 = 1, adam: Bool = false, momentum: Float = 0.9, train: Bool = true) throws -> Run {
         let model = try Models.make(spec)
         let store = ParameterStore(model: model, seed: seed)
-        let opt: Optimizer = adam ? Adam(store: store, weightDecay: 0.01) : SGD(store: store, momentum: momentum, weightDecay: 5e-4)
+        let opt: Optimizer = adam ? Adam(parameters: store, weightDecay: 0.01) : SGD(parameters: store, momentum: momentum, weightDecay: 5e-4)
         if train {
             _ = withNoGrad { model(Tensor.uniform([2] + spec.inputShape, seed: seed)) }
             for i in 0..<store.trainableCount { store.gradients[i] = Float(i % 97) * 1e-3 - 0.05 }

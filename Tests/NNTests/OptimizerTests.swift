@@ -35,14 +35,14 @@ final class OptimizerTests: XCTestCase {
     }
 
     func testSGDMatchesTorch() {
-        assertTrajectory("sgd") { SGD(store: $0, momentum: 0.9, weightDecay: 0.01) }
-        assertTrajectory("sgdNesterov") { SGD(store: $0, momentum: 0.9, weightDecay: 0.01, nesterov: true) }
-        assertTrajectory("sgdPlain") { SGD(store: $0, momentum: 0) }
+        assertTrajectory("sgd") { SGD(parameters: $0, momentum: 0.9, weightDecay: 0.01) }
+        assertTrajectory("sgdNesterov") { SGD(parameters: $0, momentum: 0.9, weightDecay: 0.01, nesterov: true) }
+        assertTrajectory("sgdPlain") { SGD(parameters: $0, momentum: 0) }
     }
 
     func testAdamMatchesTorch() {
-        assertTrajectory("adam") { Adam(store: $0, weightDecay: 0.01) }
-        assertTrajectory("adamw") { Adam(store: $0, weightDecay: 0.01, decoupled: true) }
+        assertTrajectory("adam") { Adam(parameters: $0, weightDecay: 0.01) }
+        assertTrajectory("adamw") { Adam(parameters: $0, weightDecay: 0.01, decoupled: true) }
     }
 
     final class Wide: Module {
@@ -55,11 +55,11 @@ final class OptimizerTests: XCTestCase {
     /// bit for bit (same arithmetic in the same order).
     func testVectorisedUpdatesMatchTheScalarTail() {
         let makers: [(String, (ParameterStore) -> Optimizer)] = [
-            ("sgd", { SGD(store: $0, momentum: 0.9, weightDecay: 0.01) }),
-            ("sgdNesterov", { SGD(store: $0, momentum: 0.9, weightDecay: 0.01, nesterov: true) }),
-            ("sgdPlain", { SGD(store: $0, momentum: 0) }),
-            ("adam", { Adam(store: $0, weightDecay: 0.01) }),
-            ("adamw", { Adam(store: $0, weightDecay: 0.01, decoupled: true) }),
+            ("sgd", { SGD(parameters: $0, momentum: 0.9, weightDecay: 0.01) }),
+            ("sgdNesterov", { SGD(parameters: $0, momentum: 0.9, weightDecay: 0.01, nesterov: true) }),
+            ("sgdPlain", { SGD(parameters: $0, momentum: 0) }),
+            ("adam", { Adam(parameters: $0, weightDecay: 0.01) }),
+            ("adamw", { Adam(parameters: $0, weightDecay: 0.01, decoupled: true) }),
         ]
         for (name, make) in makers {
             let store = ParameterStore(model: Wide(), seed: 0)

@@ -1,6 +1,7 @@
+import DataFree
 import Foundation
 import XCTest
-@testable import Training
+@testable import RunConfig
 
 /// Experiment files with tables, misspelt keys and wrong types; the option enums' stored form.
 final class ConfigSettingsTests: XCTestCase {

@@ -1,6 +1,7 @@
 import Foundation
+import Inference
 import XCTest
-@testable import Training
+@testable import RunConfig
 
 final class ExperimentFileTests: XCTestCase {
     func write(_ text: String, _ ext: String) throws -> String {

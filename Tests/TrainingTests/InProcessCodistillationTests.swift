@@ -1,7 +1,9 @@
 import Cluster
 import Data
 import Foundation
+import Inference
 import NN
+import RunConfig
 import XCTest
 @testable import Training
 

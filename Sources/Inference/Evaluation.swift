@@ -3,6 +3,7 @@ import Data
 import Engine
 import Foundation
 import NN
+import RunConfig
 
 /// A model rebuilt from a checkpoint, with the input normalisation its run used.
 public struct TrainedModel {
@@ -15,7 +16,7 @@ public struct TrainedModel {
     public init(checkpoint path: String) throws {
         let ckpt = try Checkpoint.read(path: path)
         guard let cfg = try? TrainConfig.decode(json: ckpt.metadata.configJSON) else {
-            throw TrainingError("checkpoint \(path) carries no readable run configuration: was it written by codistill train?")
+            throw CheckpointError("checkpoint \(path) carries no readable run configuration: was it written by codistill train?")
         }
         let model = try Models.make(ckpt.metadata.model)
         let store = ParameterStore(model: model, seed: 0)

@@ -2,7 +2,9 @@ import Checkpoint
 import Data
 import Engine
 import Foundation
+import Inference
 import NN
+import RunConfig
 
 /// `codistill synth`: distils a student from a teacher checkpoint without training data.
 /// Each round synthesises one batch (Synthesizer), adds it to a pool of all batches so far, and
@@ -67,7 +69,7 @@ public final class DataFreeDistiller {
         studentStore = ParameterStore(model: student, seed: config.synthesis.seed &+ 17)
         let side = teacher.spec.inputShape
         if config.synthesis.method == .fastDFKD, side[1] % 4 != 0 || side[1] != side[2] {
-            throw TrainingError("FastDFKD's generator makes square images with a side divisible by 4; the teacher takes \(side): use --method deepinversion")
+            throw DataFreeError("FastDFKD's generator makes square images with a side divisible by 4; the teacher takes \(side): use --method deepinversion")
         }
     }
 
@@ -75,7 +77,7 @@ public final class DataFreeDistiller {
         let synthesizer = Synthesizer(config: config.synthesis, teacher: probe, student: student,
                                       imageShape: teacher.spec.inputShape, classes: teacher.spec.classes,
                                       mean: mean, std: std)
-        let sgd = SGD(store: studentStore, momentum: config.momentum, weightDecay: config.weightDecay)
+        let sgd = SGD(parameters: studentStore, momentum: config.momentum, weightDecay: config.weightDecay)
         let step = TrainingStep(model: student, store: studentStore, optimizer: sgd)
         let totalKD = config.rounds * config.kdSteps
         let schedule = LRSchedule(base: config.lr, shape: .cosine(totalSteps: max(1, totalKD), minLR: 0), warmupSteps: 0)
@@ -102,7 +104,7 @@ public final class DataFreeDistiller {
                         Objective(loss: klDivergence(student: logits, teacher: targets, temperature: config.temperature))
                     }
                 } catch let e as NonFiniteLoss {
-                    throw TrainingError("the distillation loss became \(e.statistics.loss) in round \(round): lower --lr (now \(config.lr))")
+                    throw DataFreeError("the distillation loss became \(e.statistics.loss) in round \(round): lower --lr (now \(config.lr))")
                 }
                 kdStep += 1
                 kdLoss += stats.loss
@@ -161,26 +163,5 @@ public final class DataFreeDistiller {
                              dataSeed: config.synthesis.seed, stepInEpoch: 0)
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try Checkpoint.write(path: path, store: studentStore, optimizer: nil, metadata: meta, state: state)
-    }
-}
-
-/// Appends Codable rows as JSON Lines.
-final class JSONLinesFile {
-    let handle: FileHandle
-    init(path: String) throws {
-        let dir = (path as NSString).deletingLastPathComponent
-        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        guard FileManager.default.createFile(atPath: path, contents: nil),
-              let h = FileHandle(forWritingAtPath: path) else {
-            throw TrainingError("cannot write metrics file \(path): check that its directory is writable")
-        }
-        handle = h
-    }
-    deinit { try? handle.close() }
-    func append<T: Encodable>(_ row: T) throws {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = .sortedKeys
-        handle.write(try encoder.encode(row) + Data("\n".utf8))
     }
 }

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import NN
+import RunConfig
 
 /// Data-free synthesis: images made from a trained teacher alone, for distilling a student.
 ///
@@ -115,27 +116,6 @@ public final class TeacherProbe {
     }
 }
 
-/// Adam for one free tensor (DeepInversion's pixels, FastDFKD's latent codes).
-struct TensorAdam {
-    var m: [Float], v: [Float], t = 0
-    let beta1: Float, beta2: Float, eps: Float = 1e-8
-    init(count: Int, beta1: Float, beta2: Float) {
-        m = [Float](repeating: 0, count: count); v = m
-        self.beta1 = beta1; self.beta2 = beta2
-    }
-    mutating func step(_ x: Tensor, lr: Float) {
-        guard let g = x.gradArray else { return }
-        t += 1
-        let c1 = 1 - Foundation.pow(beta1, Float(t)), c2 = 1 - Foundation.pow(beta2, Float(t))
-        for i in 0..<x.count {
-            m[i] = beta1 * m[i] + (1 - beta1) * g[i]
-            v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
-            x.data[i] -= lr * (m[i] / c1) / ((v[i] / c2).squareRoot() + eps)
-        }
-        x.clearGrad()
-    }
-}
-
 /// The loss both methods minimise, and the random augmentation before the teacher.
 struct InversionLoss {
     let config: SynthesisConfig
@@ -206,7 +186,7 @@ public final class Synthesizer {
             let gs = ParameterStore(model: g, seed: config.seed)
             let f = Generator(latentDim: config.latentDim, ngf: config.generatorWidth, imageShape: imageShape)
             meta = g; metaStore = gs; fast = f; fastStore = ParameterStore(model: f, seed: config.seed)
-            metaAdam = Adam(store: gs, beta1: 0.5, beta2: 0.999)
+            metaAdam = Adam(parameters: gs, beta1: 0.5, beta2: 0.999)
         } else {
             meta = nil; metaStore = nil; metaAdam = nil; fast = nil; fastStore = nil
         }
@@ -230,21 +210,22 @@ public final class Synthesizer {
         switch config.method {
         case .deepInversion:
             let x = Tensor.normal([config.batch] + imageShape, seed: rng.next(), requiresGrad: true)
-            var adam = TensorAdam(count: x.count, beta1: 0.5, beta2: 0.99)
+            let adam = Adam(parameters: TensorParameters(x), beta1: 0.5, beta2: 0.99)
             for _ in 0..<config.steps {
                 let r = loss(x, targets: targets, adversarial: adversarial, rng: &rng)
                 keep(x, r)
                 Tape.current.backward(r.loss)
-                adam.step(x, lr: config.lr)
+                adam.step(lr: config.lr)
+                x.clearGrad()
             }
         case .fastDFKD:
             guard let metaStore, let fastStore, let fast, let metaAdam else { preconditionFailure() }
             fastStore.values.update(from: metaStore.values, count: metaStore.trainableCount)
             fastStore.buffers.update(from: metaStore.buffers, count: metaStore.bufferCount)
             fast.train()
-            let fastAdam = Adam(store: fastStore, beta1: 0.5, beta2: 0.999)
+            let fastAdam = Adam(parameters: fastStore, beta1: 0.5, beta2: 0.999)
             let z = Tensor.normal([config.batch, config.latentDim], seed: rng.next(), requiresGrad: true)
-            var zAdam = TensorAdam(count: z.count, beta1: 0.5, beta2: 0.999)
+            let zAdam = Adam(parameters: TensorParameters(z), beta1: 0.5, beta2: 0.999)
             var metaGradient = [Float](repeating: 0, count: metaStore.trainableCount)
             for _ in 0..<config.steps {
                 fastStore.zeroGrad()
@@ -256,7 +237,8 @@ public final class Synthesizer {
                 // First-order MAML: the meta-gradient is the sum of the clone's gradients.
                 for i in 0..<metaGradient.count { metaGradient[i] += fastStore.gradients[i] }
                 fastAdam.step(lr: config.lr)
-                zAdam.step(z, lr: config.latentLR)
+                zAdam.step(lr: config.latentLR)
+                z.clearGrad()
             }
             metaStore.gradients.update(from: metaGradient, count: metaGradient.count)
             metaAdam.step(lr: config.lr * Float(config.steps))

@@ -2,7 +2,7 @@ import Engine
 import Foundation
 import NN
 import XCTest
-@testable import Training
+@testable import DataFree
 
 /// The synthesisers on a small teacher whose BatchNorm statistics are set by hand: both must
 /// drive the inversion loss down, and FastDFKD's meta-generator must start later rounds from
