@@ -63,7 +63,15 @@ final class MetricsWriter {
 
     init(path: String, resume: Bool) throws {
         let dir = (path as NSString).deletingLastPathComponent
-        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        if !dir.isEmpty {
+            do {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            } catch {
+                let reason = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? Error)?.localizedDescription
+                    ?? error.localizedDescription
+                throw TrainingError("cannot create the folder of the metrics file \(path) (\(reason)): pass a writable --metrics path or --checkpoint-dir")
+            }
+        }
         jsonLines = path.hasSuffix(".jsonl")
         let exists = FileManager.default.fileExists(atPath: path)
         if !exists || !resume {

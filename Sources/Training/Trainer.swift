@@ -19,6 +19,15 @@ public struct TrainingError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
+/// A failure the ranks of one group agreed on while the other groups carry on: its leader
+/// reports it and the job must end at once, or the other groups wait for it in their next
+/// world-wide call (the window teardown, a peer read).
+public struct GroupFailure: Error, CustomStringConvertible {
+    public let message: String
+    public let group: Int
+    public var description: String { message }
+}
+
 /// Thrown after a clean checkpoint when SIGTERM/SIGUSR1 asked the job to stop.
 public struct StopRequested: Error, CustomStringConvertible {
     public let checkpoint: String?
@@ -188,7 +197,12 @@ public final class Trainer {
         if group.rank == 0 {
             do { result = try body() } catch { failure = "\(error)" }
         }
-        try group.agree(failure)
+        do {
+            try group.agree(failure)
+        } catch let agreed as CollectiveFailure where config.groups > 1 {
+            // Agreed by this group only: the other groups know nothing of it (see GroupFailure).
+            throw GroupFailure(message: agreed.message, group: groupIndex)
+        }
         return result
     }
 

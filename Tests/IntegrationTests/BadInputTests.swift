@@ -37,6 +37,17 @@ final class BadInputTests: XCTestCase {
                         mentions: ["larger than the 7 training samples of group 0's share", "lower --batch"])
     }
 
+    func testFailureInsideOneGroupEndsEveryRankWithItsMessage() throws {
+        // Only group 1's metrics file cannot be created: its leader reports it and the job ends,
+        // instead of world rank 0 (in group 0, which saw no failure) waiting in window creation.
+        let dir = Harness.temporaryDirectory("groupfail")
+        try Harness.writeTinyIDX(in: dir)
+        try Data("not a directory".utf8).write(to: URL(fileURLWithPath: dir + "/m-1"))
+        try assertFails(["train", "--data", dir, "--model", "mlp", "--groups", "2", "--steps", "2", "--batch", "8",
+                         "--metrics", dir + "/m-{group}/metrics.csv", "--checkpoint-dir", dir + "/ck"],
+                        mentions: ["m-1/metrics.csv"])
+    }
+
     func testRanksNotDivisibleByGroups() throws {
         try assertFails(ranks: 3, ["train", "--groups", "2", "--steps", "1"], mentions: ["3 ranks", "2 groups"])
     }
