@@ -111,11 +111,8 @@ public enum DatasetLoader {
         case .idx, .cifar:
             return "\(resolved) \(split.rawValue)"
         case .hdf5(let file):
-            cd_h5_silence_errors()
-            let handle = H5Fopen(file, cd_h5f_acc_rdonly(), cd_h5p_default())
-            guard handle >= 0 else { return nil }
-            defer { H5Fclose(handle) }
-            return (try? HDF5Reader.prefix(file: handle, path: file, split: split)).map { "\(resolved) /\($0)" }
+            guard let opened = try? HDF5Reader.open(file) else { return nil }
+            return (try? HDF5Reader.prefix(root: opened.root, path: file, split: split)).map { "\(resolved) /\($0)" }
         }
     }
 
