@@ -2,7 +2,7 @@
 """Compare two codistill release binaries side by side (e.g. before and after a change).
 
     python3 bench/compare_binaries.py --before PATH --after PATH [--rounds 5]
-        [--models cnn,mlp,resnet20] [--no-scaling] [--cycles 4]
+        [--models cnn,mlp,resnet20] [--no-scaling] [--cycles 4] [--block 5]
 
 Each round runs, for each model, `BIN bench engine --model M ... --json` with the
 before and the after binary, alternating which goes first from round to round, then
@@ -94,8 +94,9 @@ def main() -> int:
     ap.add_argument("--models", default=",".join(ENGINE_RUNS),
                     help=f"models for bench engine, comma-separated (default {','.join(ENGINE_RUNS)})")
     ap.add_argument("--no-scaling", action="store_true", help="skip bench scaling")
-    ap.add_argument("--cycles", type=int, default=4,
-                    help="bench scaling --cycles (default 4: well under a minute per run)")
+    ap.add_argument("--cycles", type=int, default=4, help="bench scaling --cycles (default 4)")
+    ap.add_argument("--block", type=int, default=5,
+                    help="bench scaling --block, steps per block (default 5: with 4 cycles, well under a minute per run)")
     ap.add_argument("--label-before", default="before")
     ap.add_argument("--label-after", default="after")
     args = ap.parse_args()
@@ -135,7 +136,7 @@ def main() -> int:
                 log(f"round {r + 1}/{args.rounds} {m:8s} {side:6s} {obj['samples_per_s']:10.1f} samples/s")
         if not args.no_scaling:
             for side in order:
-                cmd = [bins[side], "bench", "scaling", "--cycles", str(args.cycles)]
+                cmd = [bins[side], "bench", "scaling", "--cycles", str(args.cycles), "--block", str(args.block)]
                 try:
                     obj = run(cmd, SCALING_FIELDS, env)
                 except RunError as e:
@@ -158,7 +159,7 @@ def main() -> int:
             return [100 * o["allreduce_ms"] / max(o["step_ms"], 1e-9) for o in scaling[side]]
         sb = [o["speedup"] for o in scaling["before"]]
         sa = [o["speedup"] for o in scaling["after"]]
-        print(f"\n| bench scaling (cnn, 2 ranks, --cycles {args.cycles}) | {lb} | {la} | {la}/{lb} |")
+        print(f"\n| bench scaling (cnn, 2 ranks, --cycles {args.cycles} --block {args.block}) | {lb} | {la} | {la}/{lb} |")
         print("|---|---:|---:|---:|")
         print(f"| speed-up 1 -> 2 ranks | {median(sb):.2f}x | {median(sa):.2f}x | {median(sa) / median(sb):.3f} |")
         print(f"| allreduce share of step | {median(shares('before')):.2f}% | {median(shares('after')):.2f}% | - |")
