@@ -148,12 +148,16 @@ def main() -> int:
 
     lb, la = args.label_before, args.label_after
     print(f"\nMedians of {args.rounds} alternating rounds; ± is half the min-max range relative to the median.\n")
-    print(f"| model | {lb} samples/s | {la} samples/s | {la}/{lb} |")
-    print("|---|---:|---:|---:|")
+    # The paired figure: each round's after/before ratio (the two runs are neighbours in time, so
+    # a slow minute of the host hits both), then the median over rounds.
+    print(f"| model | {lb} samples/s | {la} samples/s | {la}/{lb} (medians) | {la}/{lb} per round: median (min-max) |")
+    print("|---|---:|---:|---:|---:|")
     for m in models:
         b, a = engine[m]["before"], engine[m]["after"]
         mb, ma = median(b), median(a)
-        print(f"| {m} | {mb:.1f} ({spread(b)}) | {ma:.1f} ({spread(a)}) | {ma / mb:.3f} |")
+        paired = [x / y for x, y in zip(a, b)]
+        print(f"| {m} | {mb:.1f} ({spread(b)}) | {ma:.1f} ({spread(a)}) | {ma / mb:.3f} | "
+              f"{median(paired):.3f} ({min(paired):.2f}-{max(paired):.2f}) |")
     if not args.no_scaling:
         def shares(side):
             return [100 * o["allreduce_ms"] / max(o["step_ms"], 1e-9) for o in scaling[side]]
