@@ -2,9 +2,16 @@
 import Foundation
 import PackageDescription
 
-// The engine's hot loops run on unsafe buffers; in release builds we drop the remaining runtime
-// checks there (bounds are guaranteed by the shapes the ops check) and let LLVM use AVX2/FMA:
-// without a target CPU it vectorises for SSE2 only and scalarises some SIMD operations.
+// Release builds use -O, not -Ounchecked: -Ounchecked removed every precondition (the shape checks
+// in ops, the label and normalisation checks in Data) from the binary users and the integration
+// tests run, and a bad input became heap corruption instead of a message (e.g. `eval` on a dataset
+// with more classes than the checkpoint: `free(): invalid pointer`). It bought nothing measurable:
+// -Ounchecked (Engine, NN, Data, Training, codistill) against -O everywhere, 23 alternating rounds
+// of `bench engine` (bench/compare_binaries.py), the median of each round's -O/-Ounchecked ratio
+// was cnn 0.99, mlp 1.04, resnet20 1.07 on a shared 2-core host whose per-round ratios spread
+// 0.5-1.6 (docs/PERFORMANCE.md). The hot loops already run on unsafe pointers, which have no bounds
+// checks under -O either. What stays: exclusivity checks off (the kernels' inout buffers), and
+// AVX2/FMA: without a target CPU LLVM vectorises for SSE2 only and scalarises some SIMD operations.
 // CODISTILL_TARGET_CPU overrides the CPU (e.g. "skylake-avx512", or "generic" for old hosts).
 #if arch(x86_64)
 let defaultCPU = "haswell"
@@ -13,7 +20,7 @@ let defaultCPU = "generic"
 #endif
 let targetCPU = ProcessInfo.processInfo.environment["CODISTILL_TARGET_CPU"] ?? defaultCPU
 let fastMath: [SwiftSetting] = [
-    .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"]
+    .unsafeFlags(["-O", "-enforce-exclusivity=unchecked"]
                  + (targetCPU == "generic" ? [] : ["-target-cpu", targetCPU]),
                  .when(configuration: .release)),
     // The tests build in debug mode; unoptimised kernels made the in-process training tests

@@ -13,6 +13,23 @@ public struct Augmentation: Equatable {
     public var isIdentity: Bool { randomCropPadding == 0 && !horizontalFlip }
 }
 
+/// The check `BatchBuilder` relies on, for the boundaries where statistics come in from outside
+/// (computed from a dataset, read from an HDF5 attribute or a checkpoint): one mean and one positive,
+/// finite std per channel. A constant channel has std 0 and would turn every input into inf/NaN,
+/// silently: training then reports NaN losses, not the cause.
+public func checkNormalization(mean: [Float], std: [Float], channels: Int, source: String, fix: String) throws {
+    guard mean.count == channels, std.count == channels else {
+        throw DataError("\(source): the normalisation has \(mean.count) means and \(std.count) stds for \(channels) channels; \(fix)")
+    }
+    if let c = std.indices.first(where: { !(std[$0] > 0) || !std[$0].isFinite }) {
+        throw DataError("\(source): channel \(c) has std \(std[c])\(std[c] == 0 ? " (the channel is constant)" : ""), "
+            + "so normalising by it divides by zero; \(fix)")
+    }
+    if let c = mean.indices.first(where: { !mean[$0].isFinite }) {
+        throw DataError("\(source): channel \(c) has mean \(mean[c]); \(fix)")
+    }
+}
+
 /// Fills a batch tensor: normalised ((x - mean[c]) / std[c]) and augmented; augmentation randomness comes from
 /// RandomGenerator(seed: seed, stream: "augment-\(step)-\(sampleIndex)") so it is reproducible and independent of rank count.
 ///
@@ -31,9 +48,11 @@ public struct BatchBuilder {
 
     public init(dataset: Dataset, mean: [Float], std: [Float], augmentation: Augmentation = .init(), seed: UInt64 = 0) {
         let channels = dataset.sampleShape[0]
+        // Callers validate statistics from outside with checkNormalization (a thrown error); these
+        // catch a caller that did not.
         precondition(mean.count == channels && std.count == channels,
                      "mean/std need \(channels) values for \(dataset.name), got \(mean.count)/\(std.count)")
-        precondition(std.allSatisfy { $0 > 0 }, "std must be positive, got \(std)")
+        precondition(std.allSatisfy { $0 > 0 && $0.isFinite }, "std must be positive, got \(std)")
         self.dataset = dataset
         self.mean = mean
         self.std = std

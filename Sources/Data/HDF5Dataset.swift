@@ -104,7 +104,11 @@ enum HDF5Reader {
                     + "fix or delete the attribute (it is then computed from the data).")
             }
         }
-        if let m = mean, let s = std { statistics = (m, s) }
+        if let m = mean, let s = std {
+            try checkNormalization(mean: m, std: s, channels: shape[1], source: "\(path): attributes mean/std",
+                                   fix: "fix or delete the attributes (they are then computed from the data).")
+            statistics = (m, s)
+        }
 
         let labels64 = try readLabels(root, labelsName, path: path)
         if labels64.count != count {

@@ -105,6 +105,12 @@ public final class Trainer {
         let (mean, std): ([Float], [Float]) = config.normalize
             ? train.channelStatistics()
             : ([Float](repeating: 0, count: spec.inputShape[0]), [Float](repeating: 1, count: spec.inputShape[0]))
+        if config.normalize {
+            try collectively {
+                try checkNormalization(mean: mean, std: std, channels: spec.inputShape[0], source: "\(config.data) (training split)",
+                                       fix: "pass --no-normalize, or fix the data (a channel with one value carries no information).")
+            }
+        }
         let disjoint = config.groups > 1 && config.dataSplit == .disjoint
         let plan = ShardPlan(datasetCount: train.count, perRankBatch: config.batch, ranksInGroup: group.size,
                              rankInGroup: group.rank, seed: groupSeed,

@@ -43,7 +43,12 @@ struct Eval: ParsableCommand {
         }
         let classes = models[0].spec.classes
         for m in models where m.spec.classes != classes || m.spec.inputShape != test.sampleShape {
-            throw TrainingError("\(m.path) expects inputs \(m.spec.inputShape) and \(m.spec.classes) classes; \(dataPath) has \(test.sampleShape) and \(classes): evaluate checkpoints of the same task together, or pass the matching --data")
+            throw TrainingError("\(m.path) expects inputs \(m.spec.inputShape) and \(m.spec.classes) classes; \(dataPath) has \(test.sampleShape) and \(test.classes) classes: evaluate checkpoints of the same task together, or pass the matching --data")
+        }
+        // A label the models have no output for would index past each row of probabilities (no
+        // bounds check in the release build): the dataset must not have more classes than the models.
+        if let bad = test.labels.first(where: { Int($0) >= classes }) {
+            throw TrainingError("\(dataPath) has \(test.classes) classes (its test split has label \(bad)) but \(models[0].path) predicts \(classes) classes: pass the dataset the checkpoint was trained on with --data")
         }
         var results: [(String, EvaluationReport)] = []
         var allProbs: [[Float]] = []
@@ -51,6 +56,8 @@ struct Eval: ParsableCommand {
             let (mean, std) = !m.config.normalize
                 ? ([Float](repeating: 0, count: test.sampleShape[0]), [Float](repeating: 1, count: test.sampleShape[0]))
                 : try m.recordedNormalization ?? statistics()
+            try checkNormalization(mean: mean, std: std, channels: test.sampleShape[0], source: "\(m.path) (input normalisation)",
+                                   fix: "the checkpoint or the training split it falls back to is unusable; pass --data with the training data, or retrain with --no-normalize.")
             let p = m.predict(test, mean: mean, std: std)
             allProbs.append(p)
             results.append((m.path, EvaluationReport(probabilities: p, labels: test.labels, classes: classes)))

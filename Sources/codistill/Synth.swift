@@ -78,6 +78,8 @@ struct Synth: ParsableCommand {
             print("synth: \(teacher) does not record its input normalisation (written by an older codistill); computing it from the training split of \(dataPath)")
             (mean, std) = try DatasetLoader.load(path: dataPath, split: .train).channelStatistics()
         }
+        try checkNormalization(mean: mean, std: std, channels: channels, source: "\(teacher) (input normalisation)",
+                               fix: "the checkpoint or the training split it falls back to is unusable; pass --data with the teacher's training data.")
 
         var config = DataFreeConfig()
         config.student = student

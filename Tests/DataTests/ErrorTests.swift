@@ -129,6 +129,28 @@ final class ErrorTests: DataTestCase {
         assertDataError(file, "/train/labels[1] = -1", "out of range") { _ = try DatasetLoader.load(path: file, split: .train) }
     }
 
+    /// The loader hands mean/std attributes to normalisation as they are; std 0 would divide by zero.
+    func testHDF5StatisticsAttributesMustBeUsable() throws {
+        let file = path("stats.h5")
+        func make(mean: [Double], std: [Double]) {
+            RawH5.create(file) { f in
+                RawH5.group(f, "train")
+                RawH5.uint8(f, "train/images", dims: [2, 1, 1, 2], [1, 2, 3, 4])
+                RawH5.int32(f, "train/labels", [0, 1])
+                RawH5.doublesAttribute(f, "mean", mean)
+                RawH5.doublesAttribute(f, "std", std)
+            }
+        }
+        make(mean: [0.5], std: [0.25])
+        XCTAssertEqual(try DatasetLoader.load(path: file, split: .train).channelStatistics().std, [0.25])
+        make(mean: [0.5], std: [0])
+        assertDataError(file, "mean/std", "channel 0 has std 0.0", "delete the attributes") { _ = try DatasetLoader.load(path: file, split: .train) }
+        make(mean: [0.5], std: [-1])
+        assertDataError(file, "channel 0 has std -1.0") { _ = try DatasetLoader.load(path: file, split: .train) }
+        make(mean: [Double.nan], std: [1])
+        assertDataError(file, "channel 0 has mean nan") { _ = try DatasetLoader.load(path: file, split: .train) }
+    }
+
     func testHDF5CountMismatchAndMissingSplit() throws {
         let file = path("mismatch.h5")
         RawH5.create(file) { f in

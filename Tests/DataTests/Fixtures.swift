@@ -144,6 +144,15 @@ enum RawH5 {
         H5Sclose(s)
     }
 
+    /// A 1-D array attribute of float64 values (as h5py writes a numpy float array).
+    static func doublesAttribute(_ f: hid_t, _ name: String, _ values: [Double]) {
+        let s = H5Screate_simple(1, [hsize_t(values.count)], nil)
+        let a = H5Acreate2(f, name, cd_h5t_ieee_f64le(), s, cd_h5p_default(), cd_h5p_default())
+        _ = values.withUnsafeBytes { H5Awrite(a, cd_h5t_native_double(), $0.baseAddress) }
+        H5Aclose(a)
+        H5Sclose(s)
+    }
+
     /// A 1-D array attribute of fixed-length strings (numpy's `S` dtype, as h5py writes `np.array([...], 'S')`).
     static func fixedStringsAttribute(_ f: hid_t, _ name: String, _ values: [String]) {
         let width = values.map { $0.utf8.count }.max()! + 1

@@ -119,3 +119,51 @@ final class BadInputTests: XCTestCase {
                         mentions: ["dreaming", "fastdfkd", "deepinversion"])
     }
 }
+
+/// Checks on what a user passes that sit in code built with -Ounchecked (or that only a bounds
+/// check would catch): the release binary must report them, not crash or read out of bounds.
+final class ReleaseCheckTests: XCTestCase {
+    /// A 4-class checkpoint evaluated on a dataset of the same image shape with 8 classes: labels
+    /// 4...7 have no output of the model. The -Ounchecked release binary indexed the
+    /// per-class tallies with them (no bounds check): `free(): invalid pointer`, signal 6.
+    func testEvalOnDatasetWithMoreClasses() throws {
+        let dir = Harness.temporaryDirectory("eval-classes")
+        let four = dir + "/four", eight = dir + "/eight"
+        for d in [four, eight] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        try Harness.writeTinyIDX(in: four, classes: 4)
+        try Harness.writeTinyIDX(in: eight, classes: 8)
+        let ok = try Harness.run(ranks: 2, ["train", "--data", four, "--model", "mlp", "--steps", "2", "--batch", "8",
+                                            "--checkpoint-dir", dir + "/ck"])
+        XCTAssertEqual(ok.status, 0, ok.output)
+        let ckpt = dir + "/ck/group-0/step-00000002.h5"
+        let r = try Harness.run(ranks: 0, ["eval", ckpt, "--data", eight], timeout: 60)
+        XCTAssertNotEqual(r.status, 0, "must fail: \(r.output)")
+        XCTAssertEqual(r.status, 1, "an error exit, not a signal or timeout: \(r.output)")
+        for needle in ["4 classes", "8 classes", eight] {
+            XCTAssert(r.stderr.contains(needle), "stderr should mention '\(needle)': \(r.output)")
+        }
+        XCTAssertEqual(r.stderr.components(separatedBy: "codistill: error:").count - 1, 1, r.stderr)
+        // The same dataset with fewer classes than the model is fine (every label has an output).
+        let fine = try Harness.run(ranks: 0, ["eval", ckpt, "--data", four], timeout: 60)
+        XCTAssertEqual(fine.status, 0, fine.output)
+    }
+
+    /// Images whose one channel is constant have std 0: normalising divides by it. The -Ounchecked
+    /// binary (BatchBuilder's precondition removed) trained on such inputs without a word, exit 0.
+    func testConstantChannelIsReported() throws {
+        let dir = Harness.temporaryDirectory("constant")
+        try Harness.writeTinyIDX(in: dir, bright: 100, dark: 100, noise: 1)   // every pixel 100
+        let r = try Harness.run(ranks: 2, ["train", "--data", dir, "--model", "mlp", "--steps", "2", "--batch", "8",
+                                           "--checkpoint-dir", dir + "/ck"], timeout: 60)
+        XCTAssertNotEqual(r.status, 0, "must fail: \(r.output)")
+        XCTAssertNotEqual(r.status, 124, "timed out (a rank hung): \(r.output)")
+        for needle in ["channel 0", "std 0", "--no-normalize"] {
+            XCTAssert(r.stderr.contains(needle), "stderr should mention '\(needle)': \(r.output)")
+        }
+        XCTAssertFalse(r.output.lowercased().contains("nan"), r.output)
+        // The fix the message names works.
+        let ok = try Harness.run(ranks: 2, ["train", "--data", dir, "--model", "mlp", "--steps", "2", "--batch", "8",
+                                            "--no-normalize", "--checkpoint-dir", dir + "/ck2"], timeout: 60)
+        XCTAssertEqual(ok.status, 0, ok.output)
+    }
+}
