@@ -4,7 +4,6 @@ import Data
 import Foundation
 import Inference
 import RunConfig
-import Training
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "eval",
@@ -43,12 +42,12 @@ struct Eval: ParsableCommand {
         }
         let classes = models[0].spec.classes
         for m in models where m.spec.classes != classes || m.spec.inputShape != test.sampleShape {
-            throw TrainingError("\(m.path) expects inputs \(m.spec.inputShape) and \(m.spec.classes) classes; \(dataPath) has \(test.sampleShape) and \(test.classes) classes: evaluate checkpoints of the same task together, or pass the matching --data")
+            throw ConfigError(description: "\(m.path) expects inputs \(m.spec.inputShape) and \(m.spec.classes) classes; \(dataPath) has \(test.sampleShape) and \(test.classes) classes: evaluate checkpoints of the same task together, or pass the matching --data")
         }
         // A label the models have no output for would index past each row of probabilities (no
         // bounds check in the release build): the dataset must not have more classes than the models.
         if let bad = test.labels.first(where: { Int($0) >= classes }) {
-            throw TrainingError("\(dataPath) has \(test.classes) classes (its test split has label \(bad)) but \(models[0].path) predicts \(classes) classes: pass the dataset the checkpoint was trained on with --data")
+            throw ConfigError(description: "\(dataPath) has \(test.classes) classes (its test split has label \(bad)) but \(models[0].path) predicts \(classes) classes: pass the dataset the checkpoint was trained on with --data")
         }
         var results: [(String, EvaluationReport)] = []
         var allProbs: [[Float]] = []
