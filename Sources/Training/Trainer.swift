@@ -125,7 +125,11 @@ public final class Trainer {
         // Resume: every rank reads the same file, so every rank restores the same state.
         var startStep = 0
         var lastCheckpoint: String?
-        if let resumePath = try collectively({ try resolveResume(spec: spec) }) {
+        // The group leader chooses the file and tells its group: ranks whose views of a shared
+        // directory differ (NFS attribute caches) would otherwise restore different checkpoints.
+        let chosen = try collectively { group.rank == 0 ? try resolveResume(spec: spec) : nil }
+        let told = group.broadcast(Array((chosen ?? "").utf8), root: 0)
+        if !told.isEmpty, let resumePath = Optional(String(decoding: told, as: UTF8.self)) {
             try collectively {
                 let ckpt = try Checkpoint.read(path: resumePath)
                 try checkCompatible(ckpt, spec: spec)

@@ -48,6 +48,23 @@ final class BadInputTests: XCTestCase {
                         mentions: ["m-1/metrics.csv"])
     }
 
+    func testRanksOfAGroupResumeFromTheLeadersChoice() throws {
+        // Rank 1 sees a directory whose newest checkpoint is older (a stale view of a shared
+        // folder): both ranks must restore the leader's choice and agree on the parameters.
+        let dir = Harness.temporaryDirectory("views")
+        try Harness.writeTinyIDX(in: dir)
+        let common = ["train", "--data", dir, "--model", "mlp", "--batch", "8", "--checkpoint-every", "2", "--keep-last", "0"]
+        let first = try Harness.run(ranks: 2, common + ["--steps", "4", "--checkpoint-dir", dir + "/a"])
+        XCTAssertEqual(first.status, 0, first.output)
+        try FileManager.default.copyItem(atPath: dir + "/a", toPath: dir + "/b")
+        try FileManager.default.removeItem(atPath: dir + "/b/group-0/step-00000004.h5")
+        let more = common + ["--steps", "8", "--resume", "auto", "--consistency-every", "1"]
+        let r = try Harness.run(ranks: 2, [], timeout: 60,
+                                perRank: [more + ["--checkpoint-dir", dir + "/a"], more + ["--checkpoint-dir", dir + "/b"]])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssert(r.stdout.contains("resumed from \(dir)/a/group-0/step-00000004.h5 at step 4"), r.output)
+    }
+
     func testRanksNotDivisibleByGroups() throws {
         try assertFails(ranks: 3, ["train", "--groups", "2", "--steps", "1"], mentions: ["3 ranks", "2 groups"])
     }

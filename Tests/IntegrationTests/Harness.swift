@@ -28,13 +28,19 @@ enum Harness {
 
     /// `mpirun -np ranks codistill args...` (ranks 0: run the binary directly).
     /// `unsetting` names variables removed from the environment the binary runs in.
+    /// `perRank`: instead of `args`, one argument list per rank (an MPMD launch, `-np 1 ... : -np 1 ...`),
+    /// e.g. to give two ranks different views of a directory.
     static func run(ranks: Int, _ args: [String], timeout: Int = 120, cwd: String? = nil,
-                    environment extra: [String: String] = [:], unsetting: [String] = []) throws -> Result {
+                    environment extra: [String: String] = [:], unsetting: [String] = [],
+                    perRank: [[String]]? = nil) throws -> Result {
         try requireBinary()
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
         var command = ["-k", "5", String(timeout)]
-        if ranks > 0 {
+        if let perRank {
+            command += ["mpirun", "--oversubscribe", "--bind-to", "none"] + extra.keys.sorted().flatMap { ["-x", $0] }
+                + perRank.enumerated().flatMap { i, a in (i > 0 ? [":"] : []) + ["-np", "1", binary] + a }
+        } else if ranks > 0 {
             command += ["mpirun", "-np", String(ranks), "--oversubscribe", "--bind-to", "none"]
                 + extra.keys.sorted().flatMap { ["-x", $0] } + [binary]
         } else {
