@@ -15,11 +15,11 @@ Standard library only: runs with the system python3.
 """
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
+
+from compare_engine import RunError, log, run_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_TIMEOUT_S = 900
@@ -37,41 +37,8 @@ ENGINE_RUNS = {
 SCALING_FIELDS = ("solo_samples_per_s", "samples_per_s", "speedup", "step_ms", "allreduce_ms")
 
 
-class RunError(Exception):
-    pass
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def last_json_line(stdout: str, required: tuple) -> dict:
-    """The last line starting with '{' (tables and other lines may surround it)."""
-    for line in reversed(stdout.splitlines()):
-        if line.lstrip().startswith("{"):
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise RunError(f"bad JSON line {line.strip()!r}: {e}") from None
-            missing = [k for k in required if not isinstance(obj.get(k), (int, float))]
-            if missing:
-                raise RunError(f"JSON line lacks numeric {', '.join(missing)}: {line.strip()!r}")
-            return obj
-    raise RunError("no line starting with '{' in its output")
-
-
 def run(cmd: list, required: tuple, env: dict) -> dict:
-    try:
-        p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, timeout=RUN_TIMEOUT_S, env=env)
-    except FileNotFoundError:
-        raise RunError(f"cannot execute {cmd[0]}") from None
-    except subprocess.TimeoutExpired:
-        raise RunError(f"timed out after {RUN_TIMEOUT_S} s: {' '.join(cmd)}") from None
-    if p.returncode != 0:
-        tail = "\n".join((p.stderr or p.stdout).strip().splitlines()[-15:])
-        raise RunError(f"exit status {p.returncode}: {' '.join(cmd)}\n{tail}")
-    return last_json_line(p.stdout, required)
+    return run_json(cmd, required, env=env, timeout=RUN_TIMEOUT_S)
 
 
 def median(xs: list) -> float:

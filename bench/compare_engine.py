@@ -39,8 +39,8 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def parse_json_line(stdout: str) -> dict:
-    """The last line starting with '{' (other lines may precede it)."""
+def parse_json_line(stdout: str, required: tuple = METRICS) -> dict:
+    """The last line starting with '{' (other lines may surround it), with numeric `required` keys."""
     for line in reversed(stdout.splitlines()):
         if line.lstrip().startswith("{"):
             try:
@@ -49,25 +49,26 @@ def parse_json_line(stdout: str) -> dict:
                 raise RunError(f"bad JSON line {line.strip()!r}: {e}") from None
             if not isinstance(obj, dict):
                 raise RunError(f"JSON line is not an object: {line.strip()!r}")
-            missing = [k for k in METRICS if not isinstance(obj.get(k), (int, float))]
+            missing = [k for k in required if not isinstance(obj.get(k), (int, float))]
             if missing:
                 raise RunError(f"JSON line lacks numeric {', '.join(missing)}: {line.strip()!r}")
             return obj
     raise RunError("no line starting with '{' in its output")
 
 
-def run_json(cmd: list) -> dict:
+def run_json(cmd: list, required: tuple = METRICS, env: dict = None, timeout: int = RUN_TIMEOUT_S) -> dict:
+    """Runs `cmd` (from the repository root) and returns its JSON line."""
     try:
         p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, timeout=RUN_TIMEOUT_S)
+                           text=True, timeout=timeout, env=env)
     except FileNotFoundError:
         raise RunError(f"cannot execute {cmd[0]}") from None
     except subprocess.TimeoutExpired:
-        raise RunError(f"timed out after {RUN_TIMEOUT_S} s") from None
+        raise RunError(f"timed out after {timeout} s: {' '.join(cmd)}") from None
     if p.returncode != 0:
         tail = "\n".join((p.stderr or p.stdout).strip().splitlines()[-15:])
-        raise RunError(f"exit status {p.returncode}\n{tail}")
-    return parse_json_line(p.stdout)
+        raise RunError(f"exit status {p.returncode}: {' '.join(cmd)}\n{tail}")
+    return parse_json_line(p.stdout, required)
 
 
 def torch_available(python: str) -> tuple:
