@@ -220,8 +220,7 @@ public final class Synthesizer {
             }
         case .fastDFKD:
             guard let metaStore, let fastStore, let fast, let metaAdam else { preconditionFailure() }
-            fastStore.values.update(from: metaStore.values, count: metaStore.trainableCount)
-            fastStore.buffers.update(from: metaStore.buffers, count: metaStore.bufferCount)
+            fastStore.copy(from: metaStore)
             fast.train()
             let fastAdam = Adam(parameters: fastStore, beta1: 0.5, beta2: 0.999)
             let z = Tensor.normal([config.batch, config.latentDim], seed: rng.next(), requiresGrad: true)

@@ -85,7 +85,21 @@ public final class ParameterStore {
     public func finalizeGradients() { for p in trainableParameters { p.tensor.materializeGrad() } }
 
     /// Total size in bytes of values + buffers (what a checkpoint or a peer snapshot carries).
-    public var snapshotBytes: Int { (trainableCount + bufferCount) * MemoryLayout<Float>.stride }
+    public var snapshotBytes: Int { snapshotCount * MemoryLayout<Float>.stride }
+    /// Floats in a snapshot: the values, then the buffers.
+    public var snapshotCount: Int { trainableCount + bufferCount }
+
+    /// Writes the snapshot (values, then buffers) into `flat`, `snapshotCount` floats.
+    public func writeSnapshot(to flat: UnsafeMutablePointer<Float>) {
+        flat.update(from: values, count: trainableCount)
+        (flat + trainableCount).update(from: buffers, count: bufferCount)
+    }
+
+    /// Reads a snapshot written by `writeSnapshot` of the same model.
+    public func readSnapshot(from flat: UnsafePointer<Float>) {
+        values.update(from: flat, count: trainableCount)
+        buffers.update(from: flat + trainableCount, count: bufferCount)
+    }
 
     public func view(named name: String) -> View? {
         trainable.first { $0.name == name } ?? buffersLayout.first { $0.name == name }

@@ -70,8 +70,7 @@ public final class RMATransport: SnapshotTransport {
     deinit { staging.deallocate() }
 
     public func publish(_ store: ParameterStore, step: Int, torn: Bool) {
-        staging.update(from: store.values, count: store.trainableCount)
-        (staging + store.trainableCount).update(from: store.buffers, count: store.bufferCount)
+        store.writeSnapshot(to: staging)
         window.publish(staging, step: step, selfRank: world.rank, torn: torn)
     }
 
@@ -81,8 +80,7 @@ public final class RMATransport: SnapshotTransport {
         guard let rank = leaders.first(where: { $0.name == peer })?.rank else { return .unchanged }
         switch window.fetch(from: rank, into: staging, after: after?.version ?? 0) {
         case .fresh(let version, let step):
-            store.values.update(from: staging, count: store.trainableCount)
-            store.buffers.update(from: staging + store.trainableCount, count: store.bufferCount)
+            store.readSnapshot(from: staging)
             return .fresh(SnapshotStamp(version: version, step: step))
         case .unchanged: return .unchanged
         case .refused: return .refused(reason: "checksum mismatch: a torn or corrupted copy")
@@ -108,8 +106,10 @@ public final class InMemoryTransport: SnapshotTransport {
     public init(board: InMemorySnapshotBoard, name: String) { self.board = board; self.name = name }
 
     public func publish(_ store: ParameterStore, step: Int, torn: Bool) {
-        var payload = [Float](UnsafeBufferPointer(start: store.values, count: store.trainableCount))
-        payload += UnsafeBufferPointer(start: store.buffers, count: store.bufferCount)
+        let payload = [Float](unsafeUninitializedCapacity: store.snapshotCount) { p, n in
+            store.writeSnapshot(to: p.baseAddress!)
+            n = store.snapshotCount
+        }
         let checksum = payload.withUnsafeBytes { FNV1a.hash(floats: $0.baseAddress!, count: payload.count) }
         let version = (board.entries[name]?.stamp.version ?? 0) + 1
         board.entries[name] = .init(stamp: SnapshotStamp(version: version, step: step), payload: payload,
@@ -120,13 +120,10 @@ public final class InMemoryTransport: SnapshotTransport {
 
     public func fetch(peer: String, into store: ParameterStore, after: SnapshotStamp?) -> FetchOutcome {
         guard let e = board.entries[peer], e.stamp.version > (after?.version ?? 0) else { return .unchanged }
-        let intact = e.payload.count == store.trainableCount + store.bufferCount
+        let intact = e.payload.count == store.snapshotCount
             && e.payload.withUnsafeBytes { FNV1a.hash(floats: $0.baseAddress!, count: e.payload.count) } == e.checksum
         guard intact else { return .refused(reason: "checksum mismatch: a torn or corrupted copy") }
-        e.payload.withUnsafeBufferPointer { p in
-            store.values.update(from: p.baseAddress!, count: store.trainableCount)
-            store.buffers.update(from: p.baseAddress! + store.trainableCount, count: store.bufferCount)
-        }
+        e.payload.withUnsafeBufferPointer { store.readSnapshot(from: $0.baseAddress!) }
         return .fresh(e.stamp)
     }
 }

@@ -181,7 +181,7 @@ public final class Trainer {
             let followed: [Int] = config.topology == .ring
                 ? [(groupIndex + config.groups - 1) % config.groups]
                 : (0..<config.groups).filter { $0 != groupIndex }
-            transport = try RMATransport(world: mpi, payloadCount: store.trainableCount + store.bufferCount,
+            transport = try RMATransport(world: mpi, payloadCount: store.snapshotCount,
                                          isLeader: group.rank == 0, followed: followed, ranksPerGroup: perGroup)
         }
         if let t = transport, let wrapTransport { transport = wrapTransport(t) }
