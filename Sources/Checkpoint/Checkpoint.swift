@@ -91,6 +91,10 @@ public enum Checkpoint {
     /// created if missing, then flush, close, fsync, rename, fsync the folder). On any error the
     /// temporary file is removed and an existing `path` is left untouched. What goes where is
     /// `Checkpoint.layout` (docs/CHECKPOINTS.md shows it as a tree).
+    /// Fault injection for tests: seconds every write pauses after the parameters and before the
+    /// optimizer state and run state (0: no pause).
+    nonisolated(unsafe) public static var pauseMidWriteSeconds = 0.0
+
     public static func write(path: String, store: ParameterStore, optimizer: Optimizer?, metadata: CheckpointMetadata,
                              state: RunState, metrics: [String: Double] = [:]) throws {
         let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
@@ -157,6 +161,7 @@ public enum Checkpoint {
         for (name, bn) in store.batchNorms {
             try model.writeScalar(bnDatasetName(name), Int64(bn.numBatchesTracked))
         }
+        if pauseMidWriteSeconds > 0 { usleep(UInt32(pauseMidWriteSeconds * 1e6)) }
 
         if let optimizer {
             let og = try root.createGroup(CheckpointEntry.optimizer.name)
@@ -499,6 +504,12 @@ public enum Checkpoint {
     }
 
     public static func prune(directory: String, folder: String, keep: Int) throws {
+        // Called after a checkpoint was completed by the folder's only writer: any other
+        // `.tmp` there is what a killed write left behind.
+        let dir = directory + "/" + folder
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasSuffix(".h5.tmp") {
+            try? FileManager.default.removeItem(atPath: dir + "/" + name)
+        }
         guard keep > 0 else { return }
         for (_, path) in stepFiles(directory: directory, folder: folder).dropFirst(keep) {
             do {

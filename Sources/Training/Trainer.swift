@@ -142,6 +142,15 @@ public final class Trainer {
 
         let metrics = try collectivelyLeader { try MetricsWriter(path: metricsPath(), resume: startStep > 0) }
         let codistillation = try makeCodistillation(spec: spec, store: store)
+        if group.rank == 0 {
+            let ranks = world.size / config.groups
+            log((config.groups > 1 ? "[group \(groupIndex)] " : "")
+                + "world ranks \(groupIndex * ranks)-\(groupIndex * ranks + ranks - 1), leader on host \(hostName())")
+        }
+        // Several groups: a stop decided by one of them reaches the others (see StopRelay).
+        let stopRelay = (world as? Communicator).flatMap { mpi in
+            config.groups > 1 ? StopRelay(world: mpi, group: groupIndex * group.size ..< (groupIndex + 1) * group.size) : nil
+        }
         let run = TrainingRun(trainer: self, spec: spec, model: model, store: store, optimizer: optimizer,
                               step: TrainingStep(model: model, store: store, optimizer: optimizer,
                                                  reduction: GradientSync(store: store, group: group)),
@@ -150,7 +159,7 @@ public final class Trainer {
                                                     augmentation: Augmentation(randomCropPadding: config.randomCropPadding,
                                                                                horizontalFlip: config.horizontalFlip),
                                                     seed: groupSeed),
-                              metrics: metrics, codistillation: codistillation,
+                              metrics: metrics, codistillation: codistillation, stopRelay: stopRelay,
                               startStep: startStep, lastCheckpoint: lastCheckpoint)
         model.train()
         return run
@@ -187,6 +196,11 @@ public final class Trainer {
         if let t = transport, let wrapTransport { transport = wrapTransport(t) }
         return Codistillation(config: config, group: group, groupIndex: groupIndex, spec: spec, store: store,
                               transport: transport, log: log)
+    }
+
+    func hostName() -> String {
+        var name = [CChar](repeating: 0, count: 256)
+        return gethostname(&name, name.count) == 0 ? String(cString: name) : "?"
     }
 
     /// Runs `body` on every rank of the world and throws the same error on all of them if any

@@ -1,4 +1,5 @@
 import Checkpoint
+import Cluster
 import Data
 import Engine
 import Foundation
@@ -21,6 +22,8 @@ public final class TrainingRun {
     let builder: BatchBuilder
     let metrics: MetricsWriter?
     let codistillation: Codistillation?
+    /// Several groups in one job: carries a stop between them.
+    let stopRelay: StopRelay?
     let schedule: LRSchedule
     let progress: Progress
     public let totalSteps: Int
@@ -33,10 +36,10 @@ public final class TrainingRun {
 
     init(trainer: Trainer, spec: ModelSpec, model: Module, store: ParameterStore, optimizer: Optimizer, step: TrainingStep,
          plan: ShardPlan, test: Dataset, mean: [Float], std: [Float], builder: BatchBuilder, metrics: MetricsWriter?,
-         codistillation: Codistillation?, startStep: Int, lastCheckpoint: String?) {
+         codistillation: Codistillation?, stopRelay: StopRelay?, startStep: Int, lastCheckpoint: String?) {
         self.trainer = trainer; self.spec = spec; self.model = model; self.store = store; self.optimizer = optimizer
         self.step = step; self.plan = plan; self.test = test; self.mean = mean; self.std = std; self.builder = builder
-        self.metrics = metrics; self.codistillation = codistillation
+        self.metrics = metrics; self.codistillation = codistillation; self.stopRelay = stopRelay
         self.stepsDone = startStep; self.lastCheckpoint = lastCheckpoint
         let config = trainer.config
         totalSteps = config.steps > 0 ? config.steps : config.epochs * plan.stepsPerEpoch
@@ -56,6 +59,7 @@ public final class TrainingRun {
     public func close() {
         guard !closed else { return }
         closed = true
+        stopRelay?.close()
         codistillation?.close()
     }
 
@@ -69,7 +73,7 @@ public final class TrainingRun {
         let lr = schedule.lr(at: s)
         let stats: StepStatistics
         do {
-            stats = try step.run(images, lr: lr, requestStop: StopSignal.requested) { logits in
+            stats = try step.run(images, lr: lr, requestStop: StopSignal.requested || stopRelay?.otherGroupStopped() == true) { logits in
                 Objective(loss: crossEntropy(logits, labels: labels, labelSmoothing: config.labelSmoothing),
                           extra: codistillation?.distillationTerm(logits: logits, images: images, step: s),
                           correct: countCorrect(logits, labels))
@@ -111,7 +115,13 @@ public final class TrainingRun {
                                                         metrics: lastEval.map { ["test_accuracy": $0.accuracy, "test_loss": $0.loss] } ?? [:])
         }
         if stopping {
-            if trainer.world.rank == 0 { trainer.log("stopping on signal after step \(s); checkpoint \(lastCheckpoint ?? "-"); continue with --resume auto") }
+            stopRelay?.announceStop()
+            if trainer.group.rank == 0 {
+                let relayed = !StopSignal.requested && stopRelay?.otherGroupStopped() == true
+                let why = relayed ? "because another group of the job stopped" : "on a stop signal"
+                trainer.log((config.groups > 1 ? "[group \(trainer.groupIndex)] " : "")
+                            + "stopping \(why) after step \(s); checkpoint \(lastCheckpoint ?? "-"); continue with --resume auto (exit status 75)")
+            }
             throw StopRequested(checkpoint: lastCheckpoint)
         }
     }

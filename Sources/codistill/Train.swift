@@ -1,4 +1,5 @@
 import ArgumentParser
+import Checkpoint
 import Cluster
 import Foundation
 import RunConfig
@@ -6,12 +7,17 @@ import Training
 
 /// `mpirun -np N codistill train ...`: every rank runs this; rank 0 talks.
 struct Train: ParsableCommand {
+    /// Exit status of a run stopped by a signal after its checkpoint (EX_TEMPFAIL: "try again"),
+    /// distinct from 0 (finished) and 1 (failed), so job scripts can requeue it.
+    static let stoppedExitStatus: Int32 = 75
+
     static let configuration = CommandConfiguration(commandName: "train",
         abstract: "Train a model: N ranks split into G groups, sync SGD inside each group, codistillation across groups.",
         discussion: """
         Example: mpirun -np 2 codistill train --model cnn --epochs 3
         Options come from --config (TOML or YAML, keys as the option names, tables only group them) and are overridden by flags.
-        Prints test_acc=NN.NN at the end. SIGTERM/SIGUSR1 write a checkpoint and stop; continue with --resume auto.
+        Prints test_acc=NN.NN at the end. SIGUSR1 or SIGTERM: every group finishes its step, writes a checkpoint and the run exits with status 75; continue with --resume auto.
+        Under mpirun send SIGUSR1 (forwarded to every rank); mpirun turns SIGTERM into SIGKILL after odls_base_sigkill_timeout (1 s) unless OMPI_MCA_odls_base_sigkill_timeout is raised.
         """)
 
     @Option(help: "Experiment file (.toml or .yaml) with any of the options below; flags override it.") var config: String?
@@ -39,6 +45,11 @@ struct Train: ParsableCommand {
                 // Fault injection for tests: every publication arrives torn.
                 trainer!.wrapTransport = { FaultInjectingTransport($0) }
             }
+            if let delay = ProcessInfo.processInfo.environment["CODISTILL_FAULT_SLOW_CHECKPOINT_SECONDS"].flatMap(Double.init) {
+                // Fault injection for tests: every checkpoint write pauses halfway, so signals and
+                // kills land mid-write.
+                Checkpoint.pauseMidWriteSeconds = delay
+            }
             let result = try trainer!.run()
             if world.rank == 0 && cfg.groups == 1 {
                 say(String(format: "test_acc=%.2f test_loss=%.4f steps=%d checkpoint=%@", 100 * result.testAccuracy,
@@ -47,10 +58,14 @@ struct Train: ParsableCommand {
                 say(String(format: "group %d test_acc=%.2f test_loss=%.4f steps=%d checkpoint=%@", trainer!.groupIndex,
                            100 * result.testAccuracy, result.testLoss, result.steps, result.lastCheckpoint ?? "-"))
             }
+            world.sleepingBarrier()  // met by the stop path below: groups may end either way
             MPIRuntime.finish()
         } catch is StopRequested {
+            // mpirun ends the whole job when the first rank exits non-zero: no rank leaves
+            // before every group has written its checkpoint (the stop reaches them all).
+            world.sleepingBarrier()
             MPIRuntime.finish()
-            throw ExitCode(0)
+            throw ExitCode(Train.stoppedExitStatus)
         } catch {
             // World-agreed failures and bad options are the same on every rank: rank 0 reports.
             // Anything else was found by one group: its leader reports and the job ends at once.

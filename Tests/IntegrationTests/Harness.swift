@@ -75,14 +75,17 @@ enum Harness {
     }
 
     /// Starts `mpirun -np ranks codistill args...` in the background, its output going to `log`.
-    static func start(ranks: Int, _ args: [String], log: String, timeout: Int = 180) throws -> Process {
+    static func start(ranks: Int, _ args: [String], log: String, timeout: Int = 180,
+                      environment extra: [String: String] = [:]) throws -> Process {
         try requireBinary()
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-        p.arguments = ["-k", "5", String(timeout), "mpirun", "-np", String(ranks), "--oversubscribe", "--bind-to", "none", binary] + args
+        p.arguments = ["-k", "5", String(timeout), "mpirun", "-np", String(ranks), "--oversubscribe", "--bind-to", "none"]
+            + extra.keys.sorted().flatMap { ["-x", $0] } + [binary] + args
         var env = ProcessInfo.processInfo.environment
         env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
         env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        for (k, v) in extra { env[k] = v }
         p.environment = env
         FileManager.default.createFile(atPath: log, contents: nil)
         let handle = FileHandle(forWritingAtPath: log)!
@@ -100,6 +103,41 @@ enum Harness {
             usleep(50_000)
         }
         return false
+    }
+
+    /// Waits until the file at `path` contains `text` (or `seconds` pass); returns whether it did.
+    static func waitFor(text: String, in path: String, seconds: Double) -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if let s = try? String(contentsOfFile: path, encoding: .utf8), s.contains(text) { return true }
+            usleep(50_000)
+        }
+        return false
+    }
+
+    /// The rank processes of a job started by `start` (timeout -> mpirun -> ranks), by world rank.
+    static func rankProcesses(of job: Process) -> [Int: pid_t] {
+        func children(_ pid: pid_t) -> [pid_t] {
+            let s = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+            return s.split(separator: " ").compactMap { pid_t($0) }
+        }
+        var out: [Int: pid_t] = [:]
+        for mpirun in children(job.processIdentifier) {
+            for rank in children(mpirun) {
+                guard let env = FileManager.default.contents(atPath: "/proc/\(rank)/environ") else { continue }
+                for entry in env.split(separator: 0) {
+                    let kv = String(decoding: entry, as: UTF8.self)
+                    if kv.hasPrefix("OMPI_COMM_WORLD_RANK="), let r = Int(kv.dropFirst(21)) { out[r] = rank }
+                }
+            }
+        }
+        return out
+    }
+
+    /// The mpirun process of a job started by `start`.
+    static func mpirunProcess(of job: Process) -> pid_t? {
+        let s = (try? String(contentsOfFile: "/proc/\(job.processIdentifier)/task/\(job.processIdentifier)/children", encoding: .utf8)) ?? ""
+        return s.split(separator: " ").compactMap { pid_t($0) }.first
     }
 
     static func temporaryDirectory(_ name: String) -> String {
