@@ -28,6 +28,7 @@ static inline void *cd_mpi_in_place(void) { return MPI_IN_PLACE; }
 static inline int cd_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
 static inline int cd_mpi_lock_exclusive(void) { return MPI_LOCK_EXCLUSIVE; }
 static inline int cd_mpi_lock_shared(void) { return MPI_LOCK_SHARED; }
+static inline int cd_mpi_mode_nocheck(void) { return MPI_MODE_NOCHECK; }
 static inline int cd_mpi_undefined(void) { return MPI_UNDEFINED; }
 static inline int cd_mpi_success(void) { return MPI_SUCCESS; }
 static inline int cd_mpi_max_error_string(void) { return MPI_MAX_ERROR_STRING; }

@@ -42,6 +42,22 @@ public struct CheckpointMetadata: Codable, Equatable {
     }
 }
 
+/// One snapshot of a codistilled run's exchange, kept in its checkpoints so that a resumed run
+/// publishes what it had published and distils from the same peer snapshots.
+public struct ExchangeSnapshot: Equatable {
+    public enum Role: String { case published, peer }
+    public var role: Role
+    /// The publisher: "self" for this group's own, else the peer's name.
+    public var name: String
+    public var sequence: UInt64
+    public var step: Int
+    /// A flat snapshot (ParameterStore.writeSnapshot layout).
+    public var values: [Float]
+    public init(role: Role, name: String, sequence: UInt64, step: Int, values: [Float]) {
+        self.role = role; self.name = name; self.sequence = sequence; self.step = step; self.values = values
+    }
+}
+
 public struct LoadedCheckpoint {
     public let path: String
     public let metadata: CheckpointMetadata
@@ -57,6 +73,8 @@ public struct LoadedCheckpoint {
     public let optimizerState: [String: [String: [Float]]]
     /// /metrics attributes.
     public let metrics: [String: Double]
+    /// /codistillation: empty for runs without an exchange.
+    public var exchange: [ExchangeSnapshot] = []
 
     public init(path: String, metadata: CheckpointMetadata, state: RunState,
                 tensors: [String: (shape: [Int], values: [Float])], numBatchesTracked: [String: Int],
@@ -96,7 +114,7 @@ public enum Checkpoint {
     nonisolated(unsafe) public static var pauseMidWriteSeconds = 0.0
 
     public static func write(path: String, store: ParameterStore, optimizer: Optimizer?, metadata: CheckpointMetadata,
-                             state: RunState, metrics: [String: Double] = [:]) throws {
+                             state: RunState, metrics: [String: Double] = [:], exchange: [ExchangeSnapshot] = []) throws {
         let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
         func fail(_ why: String) -> CheckpointError {
             CheckpointError("cannot write checkpoint \(path): \(why). Any previous checkpoint at that path is unchanged; "
@@ -119,6 +137,7 @@ public enum Checkpoint {
             try HDF5File.createAtomically(at: path) { root in
                 try writeContents(root: root, store: store, optimizer: optimizer, metadata: metadata,
                                   modelJSON: modelJSON, state: state, metrics: metrics)
+                try writeExchange(exchange, root: root)
             }
         } catch let e as HDF5Error {
             throw fail("\(e.file): \(e.reason)")
@@ -184,6 +203,38 @@ public enum Checkpoint {
         for (k, v) in metrics.sorted(by: { $0.key < $1.key }) {
             try set(.metric, on: mg, name: k, v)
         }
+    }
+
+    static func writeExchange(_ snapshots: [ExchangeSnapshot], root: HDF5Group) throws {
+        guard !snapshots.isEmpty else { return }
+        let g = try root.createGroup(CheckpointEntry.exchange.name)
+        var counts: [ExchangeSnapshot.Role: Int] = [:]
+        for s in snapshots {
+            let name = "\(s.role.rawValue)-\(counts[s.role, default: 0])"
+            counts[s.role, default: 0] += 1
+            try g.writeDataset(name, shape: [s.values.count], s.values)
+            let d = try g.dataset(name)
+            try set(.exchangeName, on: d, s.name)
+            try set(.exchangeSequence, on: d, s.sequence)
+            try set(.exchangeStep, on: d, s.step)
+        }
+    }
+
+    static func readExchange(root: HDF5Group) throws -> [ExchangeSnapshot] {
+        guard root.contains(CheckpointEntry.exchange.name) else { return [] }
+        let g = try root.group(CheckpointEntry.exchange.name)
+        var out: [ExchangeSnapshot] = []
+        for name in try g.childNames().sorted() where try g.kind(of: name) == .dataset {
+            let d = try g.dataset(name)
+            guard let role = ExchangeSnapshot.Role(rawValue: String(name.prefix { $0 != "-" })) else {
+                throw damaged(root, "\(d.path) is neither published-<slot> nor peer-<i>")
+            }
+            out.append(ExchangeSnapshot(role: role, name: try d.stringAttribute(CheckpointEntry.exchangeName.name),
+                                        sequence: try d.uint64Attribute(CheckpointEntry.exchangeSequence.name),
+                                        step: try d.intAttribute(CheckpointEntry.exchangeStep.name),
+                                        values: try d.read(Float.self)))
+        }
+        return out
     }
 
     // MARK: Read
@@ -334,9 +385,11 @@ public enum Checkpoint {
             }
         }
 
-        return LoadedCheckpoint(path: root.file, metadata: metadata, state: state, tensors: tensors,
-                                numBatchesTracked: tracked, optimizerKind: kind, optimizerStep: optStep,
-                                optimizerState: optState, metrics: metrics)
+        var loaded = LoadedCheckpoint(path: root.file, metadata: metadata, state: state, tensors: tensors,
+                                      numBatchesTracked: tracked, optimizerKind: kind, optimizerStep: optStep,
+                                      optimizerState: optState, metrics: metrics)
+        loaded.exchange = try readExchange(root: root)
+        return loaded
     }
 
     // MARK: Restore

@@ -110,6 +110,18 @@ extension CheckpointEntry {
     public static let dataStep = CheckpointEntry("/state/data@step", .attribute(.int64), required: false,
                                                  "optimizer steps completed; older files use /@step")
 
+    public static let exchange = CheckpointEntry("/codistillation", .group, required: false,
+                                                 "a codistilled run's exchange state, for exact resume")
+    public static let exchangeSnapshot = CheckpointEntry("/codistillation/<snapshot>", .dataset(.float32, shape: "[values, then buffers]"),
+                                                         required: false,
+                                                         "a flat snapshot: published-<slot> (this group's last two publications) or peer-<i> (what it distils from)")
+    public static let exchangeName = CheckpointEntry("/codistillation/<snapshot>@name", .attribute(.string), required: false,
+                                                     "the publisher: this group, or the peer's name")
+    public static let exchangeSequence = CheckpointEntry("/codistillation/<snapshot>@sequence", .attribute(.uint64), required: false,
+                                                         "the publication's number (1 at the end of burn-in)")
+    public static let exchangeStep = CheckpointEntry("/codistillation/<snapshot>@step", .attribute(.int64), required: false,
+                                                     "the training step it was taken at")
+
     public static let metrics = CheckpointEntry("/metrics", .group, required: false, "evaluation results")
     public static let metric = CheckpointEntry("/metrics@<name>", .attribute(.float64), required: false, "one metric: test_acc, loss, ...")
 }
@@ -121,6 +133,7 @@ extension Checkpoint {
         .modelGroup, .batchesTracked, .tensor,
         .optimizer, .optimizerKind, .optimizerStep, .optimizerState, .optimizerView,
         .state, .rng, .data, .dataEpoch, .stepInEpoch, .dataSeed, .dataStep,
+        .exchange, .exchangeSnapshot, .exchangeName, .exchangeSequence, .exchangeStep,
         .metrics, .metric,
     ]
 

@@ -2,88 +2,200 @@ import CMPI
 import Engine
 import Foundation
 
-/// One-sided publication of a flat Float snapshot (a group's parameters and BN buffers).
+/// One-sided publication of a flat Float snapshot (a group's parameters and BN buffers), read
+/// without ever waiting for the owner.
 ///
-/// Every world rank takes part in creating the window (MPI_Win_allocate is collective), but only
-/// publishers (group leaders) expose memory: a header of four UInt64 (version, step, checksum,
-/// count) followed by the payload. The owner writes under an exclusive lock on its own window;
-/// a reader takes a shared lock on the owner's window and gets header and payload, never waiting
-/// for the owner to reach any step. A snapshot whose checksum does not match its payload (a torn
-/// or corrupted copy) is refused, and the reader keeps the one it had.
+/// Every world rank takes part in creating the window (MPI_Win_allocate is collective) and opens
+/// one passive epoch on all targets at once (`MPI_Win_lock_all` with `MPI_MODE_NOCHECK`), kept
+/// until `free`: no lock is ever requested again, so no read waits for an owner to grant one.
+/// Only publishers (group leaders) expose memory:
+///
+///     header   [latest sequence, its step]                       (64 bytes)
+///     slot 0   [sequence, step, checksum, count] payload...      (sequences 2, 4, ...)
+///     slot 1   [sequence, step, checksum, count] payload...      (sequences 1, 3, ...)
+///
+/// The owner writes publication k into slot k % 2, so the snapshot before it stays intact while
+/// readers copy it. A reader starts `MPI_Rget`s and tests them later (`advance`): over TCP
+/// (osc pt2pt) a passive target serves a read only when it calls into MPI, which it does once per
+/// step, so a read completes within a step or two of the target's time instead of blocking the
+/// reader for the target's whole evaluation or checkpoint write. A copy is used only when its
+/// slot's sequence is the one asked for and its checksum matches its payload; one overwritten
+/// mid-read (the owner lapped the reader) or corrupted is refused.
 public final class PeerWindow {
-    /// What a read found.
-    public enum Read { case fresh(version: UInt64, step: Int), unchanged, refused }
-    static let headerWords = 4
+    /// What a read of a target found so far.
+    public enum Read: Equatable {
+        /// An intact snapshot newer than asked, now copied out.
+        case fresh(sequence: UInt64, step: Int)
+        /// Nothing newer than asked (or nothing published yet).
+        case unchanged
+        /// A read is under way; test again later.
+        case pending
+        /// Exact reads: the target has not published that sequence yet (its newest is `newest`).
+        case behind(newest: UInt64)
+        /// A copy that failed its integrity check.
+        case refused(reason: String)
+    }
 
+    static let headerBytes = 64
+    static let slotHeaderWords = 4
     let window: MPI_Win
     let base: UnsafeMutableRawPointer?
     public let payloadCount: Int
+    let slotBytes: Int
     let exposes: Bool
-    private var version: UInt64 = 0
     private var freed = false
-    private let staging: UnsafeMutableRawPointer
+    /// Reads in progress, by target rank.
+    private var readings: [Int: Reading] = [:]
+
+    /// One target's read: two phases for "the newest" (header, then its slot), one for an exact
+    /// sequence (its slot).
+    final class Reading {
+        enum Phase { case idle, header, slot(sequence: UInt64), done(Read) }
+        var phase = Phase.idle
+        var request: MPI_Request? = cd_mpi_request_null()
+        let header: UnsafeMutablePointer<UInt64> = .allocate(capacity: 2)
+        let slot: UnsafeMutableRawPointer
+        init(slotBytes: Int) { slot = .allocate(byteCount: slotBytes, alignment: 64) }
+        deinit { header.deallocate(); slot.deallocate() }
+    }
 
     /// Collective over `world`. Throws (on every rank, agreed) if the MPI library cannot create
     /// one-sided windows on this network.
     public init(world: Communicator, payloadCount: Int, exposes: Bool) throws {
         self.payloadCount = payloadCount
         self.exposes = exposes
-        let bytes = exposes ? Self.headerWords * 8 + payloadCount * 4 : 0
+        slotBytes = (Self.slotHeaderWords * 8 + payloadCount * 4 + 63) / 64 * 64
+        let bytes = exposes ? Self.headerBytes + 2 * slotBytes : 0
         var basePointer: UnsafeMutableRawPointer? = nil
         var win: MPI_Win? = nil
         MPI_Comm_set_errhandler(world.comm, cd_mpi_errors_return())
         let rc = MPI_Win_allocate(MPI_Aint(bytes), 1, cd_mpi_info_null(), world.comm, &basePointer, &win)
         MPI_Comm_set_errhandler(world.comm, cd_mpi_errors_are_fatal())
         let failure: String? = rc == cd_mpi_success() ? nil
-            : "one-sided windows are unavailable on this network (MPI_Win_allocate failed): add --mca osc pt2pt to mpirun, or use --exchange files"
+            : "one-sided windows are unavailable on this network (MPI_Win_allocate failed): with Open MPI 4 add --mca osc pt2pt to mpirun (Open MPI 5: --mca osc rdma --mca btl tcp,self, or osc ucx), or use --exchange files"
         try world.agree(failure)
         window = win!
         base = basePointer
         if exposes, let base = basePointer { base.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
-        staging = .allocate(byteCount: Self.headerWords * 8 + payloadCount * 4, alignment: 64)
+        // Zeroed before any reader can look: the window's creation above was collective.
+        world.barrier()
+        MPI_Win_lock_all(cd_mpi_mode_nocheck(), window)
     }
 
-    deinit { staging.deallocate() }
-
-    /// Collective over the world: call once on every rank at the end.
+    /// Collective over the world: call once on every rank at the end. Reads still under way are
+    /// finished first (their targets are here too, inside MPI, so they progress).
     public func free() {
         guard !freed else { return }
         freed = true
+        for r in readings.values where r.request != cd_mpi_request_null() {
+            MPI_Wait(&r.request, cd_mpi_status_ignore())
+        }
+        MPI_Win_unlock_all(window)
         var w: MPI_Win? = window
         MPI_Win_free(&w)
     }
 
-    /// Publishes `values` (payloadCount floats) as the next version, tagged with `step`. `torn`:
-    /// with a checksum that does not match, as a torn or corrupted copy looks to the readers
-    /// (fault injection).
-    public func publish(_ values: UnsafePointer<Float>, step: Int, selfRank: Int, torn: Bool = false) {
+    func slotAddress(_ sequence: UInt64) -> Int { Self.headerBytes + Int(sequence % 2) * slotBytes }
+
+    /// Publishes `values` (payloadCount floats) as publication `sequence` (1, 2, ...) of
+    /// training step `step`. `torn`: with a checksum that does not match, as a copy torn or
+    /// corrupted in transit looks to the readers (fault injection).
+    public func publish(_ values: UnsafePointer<Float>, sequence: UInt64, step: Int, torn: Bool = false) {
         precondition(exposes, "only a publishing rank owns a snapshot")
+        precondition(sequence > 0, "publication sequences start at 1")
         guard let base else { return }
-        version += 1
-        MPI_Win_lock(cd_mpi_lock_exclusive(), Int32(selfRank), 0, window)
+        let slot = base + slotAddress(sequence)
+        let words = slot.assumingMemoryBound(to: UInt64.self)
+        // Invalid while it is rewritten: a reader that copies it now sees sequence 0.
+        words[0] = 0
+        MPI_Win_sync(window)
+        (slot + Self.slotHeaderWords * 8).copyMemory(from: values, byteCount: payloadCount * 4)
+        words[1] = UInt64(step)
+        words[2] = FNV1a.hash(floats: values, count: payloadCount) ^ (torn ? 1 : 0)
+        words[3] = UInt64(payloadCount)
+        MPI_Win_sync(window)
+        words[0] = sequence
+        MPI_Win_sync(window)
         let header = base.assumingMemoryBound(to: UInt64.self)
-        (base + Self.headerWords * 8).copyMemory(from: values, byteCount: payloadCount * 4)
-        header[0] = version
+        header[0] = sequence
         header[1] = UInt64(step)
-        header[2] = FNV1a.hash(floats: values, count: payloadCount) ^ (torn ? 1 : 0)
-        header[3] = UInt64(payloadCount)
-        MPI_Win_unlock(Int32(selfRank), window)
+        MPI_Win_sync(window)
     }
 
-    /// Reads `rank`'s current snapshot into `into` when it is newer than version `after` and
-    /// intact; leaves `into` alone otherwise.
-    public func fetch(from rank: Int, into: UnsafeMutablePointer<Float>, after: UInt64) -> Read {
-        let total = Self.headerWords * 8 + payloadCount * 4
-        MPI_Win_lock(cd_mpi_lock_shared(), Int32(rank), 0, window)
-        MPI_Get(staging, Int32(total), cd_mpi_byte(), Int32(rank), 0, Int32(total), cd_mpi_byte(), window)
-        MPI_Win_unlock(Int32(rank), window)
-        let header = staging.assumingMemoryBound(to: UInt64.self)
-        let payload = staging + Self.headerWords * 8
-        guard header[0] > after else { return .unchanged }
-        guard header[3] == UInt64(payloadCount), FNV1a.hash(floats: payload, count: payloadCount) == header[2] else {
-            return .refused
+    func reading(_ rank: Int) -> Reading {
+        if let r = readings[rank] { return r }
+        let r = Reading(slotBytes: slotBytes)
+        readings[rank] = r
+        return r
+    }
+
+    /// Starts reading `rank`'s newest snapshot unless a read of it is under way; `take` collects it.
+    public func beginNewest(from rank: Int) {
+        let r = reading(rank)
+        guard case .idle = r.phase else { return }
+        MPI_Rget(r.header, 16, cd_mpi_byte(), Int32(rank), 0, 16, cd_mpi_byte(), window, &r.request)
+        r.phase = .header
+    }
+
+    /// Starts reading `rank`'s publication `sequence` unless a read of it is under way.
+    public func beginExact(from rank: Int, sequence: UInt64) {
+        let r = reading(rank)
+        guard case .idle = r.phase else { return }
+        startSlot(r, rank: rank, sequence: sequence)
+    }
+
+    private func startSlot(_ r: Reading, rank: Int, sequence: UInt64) {
+        let bytes = Int32(Self.slotHeaderWords * 8 + payloadCount * 4)
+        MPI_Rget(r.slot, bytes, cd_mpi_byte(), Int32(rank), MPI_Aint(slotAddress(sequence)), bytes, cd_mpi_byte(), window, &r.request)
+        r.phase = .slot(sequence: sequence)
+    }
+
+    /// Tests `rank`'s read without waiting and moves it on (header done: start its slot).
+    /// `after`: sequences up to this one are not worth a slot read.
+    public func advance(_ rank: Int, after: UInt64 = 0) {
+        guard let r = readings[rank] else { return }
+        while true {
+            switch r.phase {
+            case .idle, .done: return
+            case .header, .slot:
+                var done: Int32 = 0
+                MPI_Test(&r.request, &done, cd_mpi_status_ignore())
+                guard done != 0 else { return }
+            }
+            switch r.phase {
+            case .header:
+                let latest = r.header[0]
+                if latest == 0 || latest <= after { r.phase = .done(.unchanged) } else { startSlot(r, rank: rank, sequence: latest) }
+            case .slot(let sequence):
+                let words = r.slot.assumingMemoryBound(to: UInt64.self)
+                let payload = r.slot + Self.slotHeaderWords * 8
+                if words[0] != sequence {
+                    // Exact reads: not published yet. Newest reads: the owner rewrote the slot.
+                    r.phase = .done(words[0] < sequence ? .behind(newest: words[0])
+                                    : .refused(reason: "overwritten while read: the owner published twice meanwhile"))
+                } else if words[3] != UInt64(payloadCount) || FNV1a.hash(floats: payload, count: payloadCount) != words[2] {
+                    r.phase = .done(.refused(reason: "checksum mismatch: a torn or corrupted copy"))
+                } else {
+                    r.phase = .done(.fresh(sequence: sequence, step: Int(words[1])))
+                }
+            default: return
+            }
         }
-        into.update(from: payload.assumingMemoryBound(to: Float.self), count: payloadCount)
-        return .fresh(version: header[0], step: Int(header[1]))
+    }
+
+    /// The outcome of `rank`'s read once it is done (copying a fresh snapshot into `into`), or
+    /// `.pending`; a finished read is consumed, so the next `begin` starts another.
+    public func take(from rank: Int, into: UnsafeMutablePointer<Float>) -> Read {
+        guard let r = readings[rank] else { return .unchanged }
+        switch r.phase {
+        case .idle: return .unchanged
+        case .header, .slot: return .pending
+        case .done(let read):
+            r.phase = .idle
+            if case .fresh = read {
+                into.update(from: (r.slot + Self.slotHeaderWords * 8).assumingMemoryBound(to: Float.self), count: payloadCount)
+            }
+            return read
+        }
     }
 }

@@ -35,6 +35,14 @@ public enum ExchangeKind: String, OptionChoice {
     public static let optionName = "--exchange"
 }
 
+/// When a group reads its peers: whatever they last published, never waiting (async), or exactly
+/// their snapshot of the previous exchange step, waiting for a peer that is behind (lockstep:
+/// reproducible bit for bit).
+public enum ExchangeMode: String, OptionChoice {
+    case async, lockstep
+    public static let optionName = "--exchange-mode"
+}
+
 /// Which peers a group follows: every other group, or group g-1 only.
 public enum Topology: String, OptionChoice {
     case all, ring

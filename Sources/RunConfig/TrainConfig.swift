@@ -46,6 +46,9 @@ public struct TrainConfig: Codable, Equatable {
     // Codistillation across groups (G > 1).
     public var exchange = ExchangeKind.rma
     public var exchangeEvery = 50
+    public var exchangeMode = ExchangeMode.async
+    /// Lock-step: seconds a group waits for a peer's snapshot before it stops with an error.
+    public var peerTimeout = 600
     public var distillWeight: Float = 1
     /// Steps of plain training before the distillation term switches on.
     public var burnIn = 0
@@ -92,6 +95,10 @@ public struct TrainConfig: Codable, Equatable {
             try fail("--exchange files needs --peer-dir DIR, a directory every job of the experiment can read and write")
         }
         if maxPeerAge < 0 { try fail("--max-peer-age must be >= 0 (0: no limit), got \(maxPeerAge)") }
+        if exchangeMode == .lockstep && exchange != .rma {
+            try fail("--exchange-mode lockstep needs --exchange rma (groups of one mpirun job); the file exchange is asynchronous only")
+        }
+        if peerTimeout < 1 { try fail("--peer-timeout must be at least 1 second, got \(peerTimeout)") }
         if exchangeEvery < 1 { try fail("--exchange-every must be at least 1, got \(exchangeEvery)") }
         if distillWeight < 0 || burnIn < 0 || distillRamp < 0 { try fail("--distill-weight, --burn-in and --distill-ramp must be >= 0") }
         if weightDecayAfterBurnIn >= 0 && optimizer != .sgd { try fail("--weight-decay-after-burn-in applies to --optimizer sgd") }

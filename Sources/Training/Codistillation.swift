@@ -1,3 +1,4 @@
+import Checkpoint
 import Cluster
 import Engine
 import Foundation
@@ -46,6 +47,8 @@ final class Codistillation {
     /// replaces the last healthy snapshot of a peer.
     lazy var arrival: Peer? = try? makePeer(name: "arrival")
     var exchangeSeconds = 0.0, peerForwardSeconds = 0.0
+    /// This group's last two publications (the leader's), kept for checkpoints.
+    var published: [(stamp: SnapshotStamp, values: [Float])] = []
 
     init(config: TrainConfig, group: Collectives, groupIndex: Int, spec: ModelSpec, store: ParameterStore,
          transport: SnapshotTransport?, log: @escaping (String) -> Void) {
@@ -65,8 +68,16 @@ final class Codistillation {
         step >= config.burnIn && (step - config.burnIn) % config.exchangeEvery == 0
     }
 
-    func beforeStep(_ step: Int, optimizer: Optimizer) {
-        if isExchangeStep(step) { exchange(step: step) }
+    /// The publication number of exchange step `step`: 1 at the end of burn-in, +1 per exchange.
+    func sequence(at step: Int) -> UInt64 { UInt64((step - config.burnIn) / config.exchangeEvery + 1) }
+
+    func beforeStep(_ step: Int, optimizer: Optimizer) throws {
+        if isExchangeStep(step) {
+            try exchange(step: step)
+        } else if config.exchangeMode == .async, step > config.burnIn, isExchangeStep(step - 1) {
+            // Reads started at the exchange step have normally arrived one step later.
+            collect(step: step)
+        }
         transport?.progress()
         // Sodhani et al. 2020: distillation regularises, so explicit decay can be relaxed once it
         // starts. Set at every step past burn-in, so a run resumed after burn-in keeps it.
@@ -76,46 +87,129 @@ final class Codistillation {
     }
 
     /// Every rank of the group calls this at the same step.
-    func exchange(step: Int) {
+    ///
+    /// Asynchronous: the leader publishes and takes whatever peer snapshots have arrived,
+    /// starting new reads, never waiting. Lock-step: every group uses the peers' snapshots of
+    /// exactly step s - N at exchange step s (of step s at the first one, the end of burn-in),
+    /// waiting only while a peer has not published it yet, so a run is reproducible bit for bit.
+    /// A group takes the peers' s - N before publishing its own s, so the two window slots
+    /// always hold what a slower peer still has to read.
+    func exchange(step: Int) throws {
         let start = monotonicSeconds()
         defer { exchangeSeconds += monotonicSeconds() - start }
+        guard config.exchangeMode == .lockstep else {
+            if group.rank == 0 { try publishOwn(step: step) }
+            collect(step: step, timed: false)
+            return
+        }
         var fresh = [UInt8](repeating: 0, count: peers.count)
         if group.rank == 0, let transport {
-            // A collapsed model is not published: the peers keep its last healthy snapshot.
-            if store.isFinite {
-                transport.publish(store, step: step)
-            } else {
-                log("[group \(groupIndex)] step \(step): own weights are not finite; not publishing them")
+            discoverPeers(&fresh)
+            let wanted = step == config.burnIn ? sequence(at: step) : sequence(at: step - config.exchangeEvery)
+            if step == config.burnIn { try publishOwn(step: step) }
+            for i in peers.indices where peers[i].seen?.version != wanted {
+                try awaitExact(peer: i, sequence: wanted, step: step, transport: transport, fresh: &fresh)
             }
-            for name in transport.peerNames() where !peers.contains(where: { $0.name == name }) {
-                if let p = try? makePeer(name: name) { peers.append(p); fresh.append(0) }
-            }
+            if step != config.burnIn { try publishOwn(step: step) }
+        }
+        finishExchange(step: step, fresh: &fresh)
+    }
+
+    /// The leader takes what has arrived from every peer; the group learns of it.
+    func collect(step: Int, timed: Bool = true) {
+        let start = monotonicSeconds()
+        defer { if timed { exchangeSeconds += monotonicSeconds() - start } }
+        var fresh = [UInt8](repeating: 0, count: peers.count)
+        if group.rank == 0, let transport {
+            discoverPeers(&fresh)
             for i in peers.indices {
                 guard let arrival = arrival?.store else { break }
-                switch transport.fetch(peer: peers[i].name, into: arrival, after: peers[i].seen ?? peers[i].stamp) {
-                case .fresh(let stamp) where !arrival.isFinite:
-                    peers[i].seen = stamp
-                    guard !peers[i].collapsed else { break }
-                    peers[i].collapsed = true
-                    log("[group \(groupIndex)] step \(step): peer \(peers[i].name) snapshot refused (non-finite weights from its step \(stamp.step): a collapsed model); "
-                        + (peers[i].stamp.map { "keeping its snapshot from its step \($0.step)" } ?? "no snapshot of it yet"))
-                case .fresh(let stamp):
-                    peers[i].store.copy(from: arrival)
-                    peers[i].stamp = stamp
-                    peers[i].seen = stamp
-                    peers[i].collapsed = false
-                    peers[i].expired = false
-                    fresh[i] = 1
-                case .refused(let reason):
-                    log("[group \(groupIndex)] step \(step): peer \(peers[i].name) snapshot refused (\(reason)); "
-                        + (peers[i].stamp.map { "keeping its snapshot from its step \($0.step)" } ?? "no snapshot of it yet"))
-                case .unchanged:
-                    if let held = peers[i].stamp, let age = transport.secondsSinceLastPublication(peer: peers[i].name), age > 60 {
-                        log("[group \(groupIndex)] step \(step): peer \(peers[i].name) has published nothing for \(Int(age)) s; keeping its snapshot from its step \(held.step)")
-                    }
+                let outcome = transport.fetch(peer: peers[i].name, into: arrival, after: peers[i].seen ?? peers[i].stamp)
+                if case .unchanged = outcome, let held = peers[i].stamp,
+                   let age = transport.secondsSinceLastPublication(peer: peers[i].name), age > 60 {
+                    log("[group \(groupIndex)] step \(step): peer \(peers[i].name) has published nothing for \(Int(age)) s; keeping its snapshot from its step \(held.step)")
                 }
+                accept(outcome, peer: i, step: step, fresh: &fresh)
             }
         }
+        finishExchange(step: step, fresh: &fresh)
+    }
+
+    /// This group's snapshot of `step`, published (leader only). A collapsed model is not
+    /// published: the peers keep its last healthy snapshot; in lock-step they would wait for it,
+    /// so the group stops instead.
+    func publishOwn(step: Int) throws {
+        guard let transport else { return }
+        guard store.isFinite else {
+            if config.exchangeMode == .lockstep {
+                throw TrainingError("[group \(groupIndex)] step \(step): own weights are not finite; the lock-step peers cannot go on without this group's snapshot: resume from the last good checkpoint with a lower --lr")
+            }
+            log("[group \(groupIndex)] step \(step): own weights are not finite; not publishing them")
+            return
+        }
+        var values = [Float](repeating: 0, count: store.snapshotCount)
+        values.withUnsafeMutableBufferPointer { store.writeSnapshot(to: $0.baseAddress!) }
+        let stamp = SnapshotStamp(version: sequence(at: step), step: step)
+        published = Array((published + [(stamp, values)]).suffix(2))
+        values.withUnsafeBufferPointer { transport.publish($0, stamp: stamp) }
+    }
+
+    /// Lock-step: waits (polling, letting MPI progress) until peer `i`'s publication `sequence`
+    /// has arrived, at most --peer-timeout seconds.
+    func awaitExact(peer i: Int, sequence: UInt64, step: Int, transport: SnapshotTransport, fresh: inout [UInt8]) throws {
+        guard let arrival = arrival?.store else { return }
+        let deadline = monotonicSeconds() + Double(config.peerTimeout)
+        while true {
+            if let outcome = transport.fetchExact(peer: peers[i].name, sequence: sequence, into: arrival) {
+                accept(outcome, peer: i, step: step, fresh: &fresh)
+                if case .refused = outcome { peers[i].seen = SnapshotStamp(version: sequence, step: -1) }
+                return
+            }
+            if monotonicSeconds() > deadline {
+                throw TrainingError("[group \(groupIndex)] step \(step): peer \(peers[i].name) has not published its snapshot number \(sequence) within --peer-timeout \(config.peerTimeout) s: it is stuck or far slower; check its log, or raise --peer-timeout")
+            }
+            transport.progress()
+            usleep(200)
+        }
+    }
+
+    /// Peers the transport knows of that this group does not yet (a directory's publishers
+    /// appear over time).
+    func discoverPeers(_ fresh: inout [UInt8]) {
+        guard let transport else { return }
+        for name in transport.peerNames() where !peers.contains(where: { $0.name == name }) {
+            if let p = try? makePeer(name: name) { peers.append(p); fresh.append(0) }
+        }
+    }
+
+    /// What a read of peer `i` brought: a healthy snapshot replaces the held one; a collapsed
+    /// (non-finite) or refused one is logged once and the held one kept.
+    func accept(_ outcome: FetchOutcome, peer i: Int, step: Int, fresh: inout [UInt8]) {
+        guard let arrival = arrival?.store else { return }
+        switch outcome {
+        case .fresh(let stamp) where !arrival.isFinite:
+            peers[i].seen = stamp
+            guard !peers[i].collapsed else { break }
+            peers[i].collapsed = true
+            log("[group \(groupIndex)] step \(step): peer \(peers[i].name) snapshot refused (non-finite weights from its step \(stamp.step): a collapsed model); "
+                + (peers[i].stamp.map { "keeping its snapshot from its step \($0.step)" } ?? "no snapshot of it yet"))
+        case .fresh(let stamp):
+            peers[i].store.copy(from: arrival)
+            peers[i].stamp = stamp
+            peers[i].seen = stamp
+            peers[i].collapsed = false
+            peers[i].expired = false
+            fresh[i] = 1
+        case .refused(let reason):
+            log("[group \(groupIndex)] step \(step): peer \(peers[i].name) snapshot refused (\(reason)); "
+                + (peers[i].stamp.map { "keeping its snapshot from its step \($0.step)" } ?? "no snapshot of it yet"))
+        case .unchanged:
+            break
+        }
+    }
+
+    /// After the leader's reads: the --max-peer-age check, the group's broadcast, the log.
+    func finishExchange(step: Int, fresh: inout [UInt8]) {
         if config.maxPeerAge > 0, group.rank == 0 {
             for i in peers.indices where !peers[i].expired {
                 guard let held = peers[i].stamp, step - held.step > config.maxPeerAge else { continue }
@@ -128,6 +222,42 @@ final class Codistillation {
             for (i, p) in peers.enumerated() where fresh[i] == 1 {
                 log("[group \(groupIndex)] step \(step): peer \(p.name) snapshot version \(p.stamp!.version) from its step \(p.stamp!.step)")
             }
+        }
+    }
+
+    // MARK: Exchange state in checkpoints
+
+    /// What a checkpoint keeps: this group's last two publications and the peer snapshots held.
+    func exchangeState() -> [ExchangeSnapshot] {
+        var out = published.map { ExchangeSnapshot(role: .published, name: "self", sequence: $0.stamp.version, step: $0.stamp.step, values: $0.values) }
+        for p in peers {
+            guard let stamp = p.stamp else { continue }
+            var values = [Float](repeating: 0, count: p.store.snapshotCount)
+            values.withUnsafeMutableBufferPointer { p.store.writeSnapshot(to: $0.baseAddress!) }
+            out.append(ExchangeSnapshot(role: .peer, name: p.name, sequence: stamp.version, step: stamp.step, values: values))
+        }
+        return out
+    }
+
+    /// On resume (every rank): the peer snapshots the group distilled from come back as they
+    /// were, and the leader publishes its last two snapshots again, so peers that resumed from
+    /// their own checkpoints find what they were about to read.
+    func restore(_ snapshots: [ExchangeSnapshot]) throws {
+        for s in snapshots where s.role == .peer {
+            var i = peers.firstIndex { $0.name == s.name }
+            if i == nil { peers.append(try makePeer(name: s.name)); i = peers.count - 1 }
+            guard s.values.count == peers[i!].store.snapshotCount else {
+                throw TrainingError("the checkpoint's snapshot of peer \(s.name) holds \(s.values.count) values, the model \(peers[i!].store.snapshotCount): it belongs to another model")
+            }
+            s.values.withUnsafeBufferPointer { peers[i!].store.readSnapshot(from: $0.baseAddress!) }
+            peers[i!].stamp = SnapshotStamp(version: s.sequence, step: s.step)
+            peers[i!].seen = peers[i!].stamp
+        }
+        published = snapshots.filter { $0.role == .published && $0.values.count == store.snapshotCount }
+            .sorted { $0.sequence < $1.sequence }.suffix(2)
+            .map { (SnapshotStamp(version: $0.sequence, step: $0.step), $0.values) }
+        if group.rank == 0, let transport {
+            for p in published { p.values.withUnsafeBufferPointer { transport.publish($0, stamp: p.stamp) } }
         }
     }
 

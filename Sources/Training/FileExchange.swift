@@ -33,8 +33,14 @@ final class FileExchange: SnapshotTransport {
         }
     }
 
+    /// Holds a snapshot while it is written as a checkpoint file.
+    private lazy var scratch: ParameterStore? = (try? Models.make(spec)).map { ParameterStore(model: $0, seed: 0) }
+
     /// `torn`: the file is cut short after writing, as a copy interrupted mid-write looks.
-    func publish(_ store: ParameterStore, step: Int, torn: Bool) {
+    func publish(_ snapshot: UnsafeBufferPointer<Float>, stamp: SnapshotStamp, torn: Bool) {
+        guard let store = scratch else { return }
+        store.readSnapshot(from: snapshot.baseAddress!)
+        let step = stamp.step
         let path = Checkpoint.path(directory: directory, folder: name, step: step)
         let meta = CheckpointMetadata(formatVersion: 1, step: step, epoch: 0, group: 0, numGroups: 1, worldSize: 1,
                                       model: spec, configJSON: configJSON, created: Checkpoint.timestamp())

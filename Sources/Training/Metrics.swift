@@ -152,5 +152,8 @@ public enum StopSignal {
     public static func install() {
         signal(SIGTERM) { _ in StopSignal.flag = 1 }
         signal(SIGUSR1) { _ in StopSignal.flag = 1 }
+        // A log reader that went away (mpirun's output forwarding closing as it shuts the job
+        // down, `| head`) must not kill a run mid-checkpoint: writes to it just fail.
+        signal(SIGPIPE, SIG_IGN)
     }
 }

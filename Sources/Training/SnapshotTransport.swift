@@ -20,18 +20,27 @@ public enum FetchOutcome: Equatable {
     case refused(reason: String)
 }
 
-/// How a group's snapshots (its weights and BatchNorm buffers) travel to the other groups:
-/// MPI one-sided windows inside one job (`RMATransport`), files in a directory shared by separate
-/// jobs (`FileExchange`), or memory inside one process (`InMemoryTransport`, for tests).
+/// How a group's snapshots (its weights and BatchNorm buffers, flat as
+/// `ParameterStore.writeSnapshot` lays them out) travel to the other groups: MPI one-sided
+/// windows inside one job (`RMATransport`), files in a directory shared by separate jobs
+/// (`FileExchange`), or memory inside one process (`InMemoryTransport`, for tests).
 /// Publishing and reading are the group leader's; every rank calls `progress` and `close`.
+/// Stamps: `version` is the publication's sequence number (1 at the end of burn-in, +1 per
+/// exchange step), `step` the training step it was taken at.
 public protocol SnapshotTransport: AnyObject {
-    /// Publishes the store's values and buffers as the next snapshot, tagged with `step`.
+    /// Publishes a flat snapshot (`snapshotCount` floats) under `stamp`.
     /// `torn`: publish a copy whose contents fail the readers' integrity check (fault injection).
-    func publish(_ store: ParameterStore, step: Int, torn: Bool)
+    func publish(_ snapshot: UnsafeBufferPointer<Float>, stamp: SnapshotStamp, torn: Bool)
     /// The peers this group reads, by name (a directory's publishers appear over time).
     func peerNames() -> [String]
-    /// Copies `peer`'s snapshot into `store` if it is newer than `after` and intact.
+    /// Copies `peer`'s newest snapshot into `store` if one newer than `after` has arrived and is
+    /// intact. Never waits: a read that takes time is started now and collected by a later call.
     func fetch(peer: String, into store: ParameterStore, after: SnapshotStamp?) -> FetchOutcome
+    /// Whether `fetchExact` works (the lock-step exchange).
+    var supportsExactReads: Bool { get }
+    /// Copies `peer`'s publication `sequence` into `store`; nil while it has not arrived (the
+    /// peer is behind, or the read is under way): call again.
+    func fetchExact(peer: String, sequence: UInt64, into store: ParameterStore) -> FetchOutcome?
     /// Seconds since `peer` last published, where the transport can tell.
     func secondsSinceLastPublication(peer: String) -> Double?
     /// Called on every rank every step (MPI windows over TCP progress only inside MPI calls).
@@ -41,14 +50,19 @@ public protocol SnapshotTransport: AnyObject {
 }
 
 extension SnapshotTransport {
-    public func publish(_ store: ParameterStore, step: Int) { publish(store, step: step, torn: false) }
+    public func publish(_ snapshot: UnsafeBufferPointer<Float>, stamp: SnapshotStamp) { publish(snapshot, stamp: stamp, torn: false) }
+    public var supportsExactReads: Bool { false }
+    public func fetchExact(peer: String, sequence: UInt64, into store: ParameterStore) -> FetchOutcome? {
+        .refused(reason: "this exchange cannot read a given publication")
+    }
     public func secondsSinceLastPublication(peer: String) -> Double? { nil }
     public func progress() {}
     public func close() {}
 }
 
 /// Snapshots through MPI one-sided windows (see PeerWindow): group g's leader exposes its
-/// snapshot; the leaders of the groups that follow g read it without g taking part.
+/// snapshots; the leaders of the groups that follow g read them without g taking part, and
+/// without waiting for g.
 public final class RMATransport: SnapshotTransport {
     let window: PeerWindow
     let world: Communicator
@@ -56,6 +70,8 @@ public final class RMATransport: SnapshotTransport {
     let leaders: [(name: String, rank: Int)]
     let pokesEveryStep: Bool
     let staging: UnsafeMutablePointer<Float>
+    /// The newest version held of each peer, by rank: reads of older ones stop at the header.
+    var held: [Int: UInt64] = [:]
 
     /// Collective over `world`. `followed`: the groups this group reads.
     public init(world: Communicator, payloadCount: Int, isLeader: Bool, followed: [Int], ranksPerGroup: Int) throws {
@@ -69,25 +85,54 @@ public final class RMATransport: SnapshotTransport {
     }
     deinit { staging.deallocate() }
 
-    public func publish(_ store: ParameterStore, step: Int, torn: Bool) {
-        store.writeSnapshot(to: staging)
-        window.publish(staging, step: step, selfRank: world.rank, torn: torn)
+    public func publish(_ snapshot: UnsafeBufferPointer<Float>, stamp: SnapshotStamp, torn: Bool) {
+        window.publish(snapshot.baseAddress!, sequence: stamp.version, step: stamp.step, torn: torn)
     }
 
     public func peerNames() -> [String] { leaders.map(\.name) }
 
-    public func fetch(peer: String, into store: ParameterStore, after: SnapshotStamp?) -> FetchOutcome {
-        guard let rank = leaders.first(where: { $0.name == peer })?.rank else { return .unchanged }
-        switch window.fetch(from: rank, into: staging, after: after?.version ?? 0) {
-        case .fresh(let version, let step):
+    func outcome(_ read: PeerWindow.Read, rank: Int, into store: ParameterStore) -> FetchOutcome? {
+        switch read {
+        case .fresh(let sequence, let step):
             store.readSnapshot(from: staging)
-            return .fresh(SnapshotStamp(version: version, step: step))
+            held[rank] = sequence
+            return .fresh(SnapshotStamp(version: sequence, step: step))
+        case .refused(let reason): return .refused(reason: reason)
         case .unchanged: return .unchanged
-        case .refused: return .refused(reason: "checksum mismatch: a torn or corrupted copy")
+        case .pending, .behind: return nil
         }
     }
 
-    public func progress() { if pokesEveryStep { world.poke() } }
+    public func fetch(peer: String, into store: ParameterStore, after: SnapshotStamp?) -> FetchOutcome {
+        guard let rank = leaders.first(where: { $0.name == peer })?.rank else { return .unchanged }
+        let after = max(after?.version ?? 0, held[rank] ?? 0)
+        // Collect a read started earlier; if none is under way, start one and look once more
+        // (within a node, shared-memory reads complete at once).
+        window.advance(rank, after: after)
+        let earlier = window.take(from: rank, into: staging)
+        switch earlier {
+        case .pending: return .unchanged
+        case .fresh, .refused: return outcome(earlier, rank: rank, into: store) ?? .unchanged
+        case .unchanged, .behind:
+            window.beginNewest(from: rank)
+            window.advance(rank, after: after)
+            return outcome(window.take(from: rank, into: staging), rank: rank, into: store) ?? .unchanged
+        }
+    }
+
+    public var supportsExactReads: Bool { true }
+
+    public func fetchExact(peer: String, sequence: UInt64, into store: ParameterStore) -> FetchOutcome? {
+        guard let rank = leaders.first(where: { $0.name == peer })?.rank else { return .refused(reason: "no such peer") }
+        window.beginExact(from: rank, sequence: sequence)
+        window.advance(rank)
+        return outcome(window.take(from: rank, into: staging), rank: rank, into: store)
+    }
+
+    public func progress() {
+        if pokesEveryStep { world.poke() }
+        for (_, rank) in leaders { window.advance(rank, after: held[rank] ?? 0) }
+    }
     public func close() { window.free() }
 }
 
@@ -105,15 +150,10 @@ public final class InMemoryTransport: SnapshotTransport {
 
     public init(board: InMemorySnapshotBoard, name: String) { self.board = board; self.name = name }
 
-    public func publish(_ store: ParameterStore, step: Int, torn: Bool) {
-        let payload = [Float](unsafeUninitializedCapacity: store.snapshotCount) { p, n in
-            store.writeSnapshot(to: p.baseAddress!)
-            n = store.snapshotCount
-        }
-        let checksum = payload.withUnsafeBytes { FNV1a.hash(floats: $0.baseAddress!, count: payload.count) }
-        let version = (board.entries[name]?.stamp.version ?? 0) + 1
-        board.entries[name] = .init(stamp: SnapshotStamp(version: version, step: step), payload: payload,
-                                    checksum: torn ? checksum ^ 1 : checksum)
+    public func publish(_ snapshot: UnsafeBufferPointer<Float>, stamp: SnapshotStamp, torn: Bool) {
+        let payload = Array(snapshot)
+        let checksum = FNV1a.hash(floats: snapshot.baseAddress!, count: snapshot.count)
+        board.entries[name] = .init(stamp: stamp, payload: payload, checksum: torn ? checksum ^ 1 : checksum)
     }
 
     public func peerNames() -> [String] { board.entries.keys.filter { $0 != name }.sorted() }
@@ -142,22 +182,28 @@ public final class FaultInjectingTransport: SnapshotTransport {
         self.inner = inner; self.fault = fault; self.every = max(1, every)
     }
 
-    public func publish(_ store: ParameterStore, step: Int, torn: Bool) {
+    public func publish(_ snapshot: UnsafeBufferPointer<Float>, stamp: SnapshotStamp, torn: Bool) {
         published += 1
         let inject = published % every == 0
-        guard inject, fault == .collapsed, store.trainableCount > 0 else {
-            inner.publish(store, step: step, torn: torn || inject)
+        guard inject, fault == .collapsed else {
+            inner.publish(snapshot, stamp: stamp, torn: torn || inject)
             return
         }
         // One NaN weight makes a collapsed model; restored at once, so only the copy carries it.
-        let kept = store.values[0]
-        store.values[0] = .nan
-        inner.publish(store, step: step, torn: torn)
-        store.values[0] = kept
+        guard !snapshot.isEmpty else { return }
+        let first = UnsafeMutablePointer(mutating: snapshot.baseAddress!)
+        let kept = first[0]
+        first[0] = .nan
+        inner.publish(snapshot, stamp: stamp, torn: torn)
+        first[0] = kept
     }
     public func peerNames() -> [String] { inner.peerNames() }
     public func fetch(peer: String, into store: ParameterStore, after: SnapshotStamp?) -> FetchOutcome {
         inner.fetch(peer: peer, into: store, after: after)
+    }
+    public var supportsExactReads: Bool { inner.supportsExactReads }
+    public func fetchExact(peer: String, sequence: UInt64, into store: ParameterStore) -> FetchOutcome? {
+        inner.fetchExact(peer: peer, sequence: sequence, into: store)
     }
     public func secondsSinceLastPublication(peer: String) -> Double? { inner.secondsSinceLastPublication(peer: peer) }
     public func progress() { inner.progress() }

@@ -125,6 +125,7 @@ public final class Trainer {
         // Resume: every rank reads the same file, so every rank restores the same state.
         var startStep = 0
         var lastCheckpoint: String?
+        var resumedExchange: [ExchangeSnapshot] = []
         // The group leader chooses the file and tells its group: ranks whose views of a shared
         // directory differ (NFS attribute caches) would otherwise restore different checkpoints.
         let chosen = try collectively { group.rank == 0 ? try resolveResume(spec: spec) : nil }
@@ -135,6 +136,7 @@ public final class Trainer {
                 try checkCompatible(ckpt, spec: spec)
                 try Checkpoint.restore(ckpt, into: store, optimizer: optimizer, model: spec)
                 startStep = ckpt.state.step
+                resumedExchange = ckpt.exchange
             }
             lastCheckpoint = resumePath
             if world.rank == 0 { log("resumed from \(resumePath) at step \(startStep)") }
@@ -142,6 +144,7 @@ public final class Trainer {
 
         let metrics = try collectivelyLeader { try MetricsWriter(path: metricsPath(), resume: startStep > 0) }
         let codistillation = try makeCodistillation(spec: spec, store: store)
+        if let codistillation, !resumedExchange.isEmpty { try collectively { try codistillation.restore(resumedExchange) } }
         if group.rank == 0 {
             let ranks = world.size / config.groups
             log((config.groups > 1 ? "[group \(groupIndex)] " : "")
@@ -263,7 +266,7 @@ public final class Trainer {
 
     /// Writes the group's checkpoint (its leader does; the group agrees on failure) and prunes old ones.
     func saveCheckpoint(store: ParameterStore, optimizer: Optimizer, spec: ModelSpec, step: Int, stepsPerEpoch: Int,
-                        mean: [Float], std: [Float], metrics: [String: Double]) throws -> String {
+                        mean: [Float], std: [Float], metrics: [String: Double], exchange: [ExchangeSnapshot] = []) throws -> String {
         let path = Checkpoint.path(directory: config.checkpointDir, group: groupIndex, step: step)
         // Non-finite weights never become "the last good checkpoint" (every rank holds the same weights).
         guard store.isFinite else {
@@ -280,7 +283,8 @@ public final class Trainer {
                                           configJSON: recorded.json, created: ISO8601DateFormatter().string(from: Date()))
             let state = RunState(step: step, epoch: step / stepsPerEpoch, rngWords: RandomGenerator(seed: config.seed).words,
                                  dataSeed: config.seed, stepInEpoch: step % stepsPerEpoch)
-            try Checkpoint.write(path: path, store: store, optimizer: optimizer, metadata: meta, state: state, metrics: metrics)
+            try Checkpoint.write(path: path, store: store, optimizer: optimizer, metadata: meta, state: state, metrics: metrics,
+                                 exchange: exchange)
             try Checkpoint.prune(directory: config.checkpointDir, group: groupIndex, keep: config.keepLast)
         }
         return path

@@ -68,7 +68,7 @@ public final class TrainingRun {
     public func advance() throws -> Bool {
         guard stepsDone < totalSteps else { return false }
         let s = stepsDone
-        codistillation?.beforeStep(s, optimizer: optimizer)
+        try codistillation?.beforeStep(s, optimizer: optimizer)
         let (images, labels) = builder.batch(indices: plan.indices(step: s), step: s)
         let lr = schedule.lr(at: s)
         let stats: StepStatistics
@@ -112,7 +112,8 @@ public final class TrainingRun {
         if (config.checkpointEvery > 0 && s % config.checkpointEvery == 0) || isLast || stopping {
             lastCheckpoint = try trainer.saveCheckpoint(store: store, optimizer: optimizer, spec: spec, step: s,
                                                         stepsPerEpoch: plan.stepsPerEpoch, mean: mean, std: std,
-                                                        metrics: lastEval.map { ["test_accuracy": $0.accuracy, "test_loss": $0.loss] } ?? [:])
+                                                        metrics: lastEval.map { ["test_accuracy": $0.accuracy, "test_loss": $0.loss] } ?? [:],
+                                                        exchange: codistillation?.exchangeState() ?? [])
         }
         if stopping {
             stopRelay?.announceStop()

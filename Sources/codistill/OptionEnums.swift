@@ -9,5 +9,6 @@ extension OptimizerKind: ExpressibleByArgument {}
 extension ScheduleKind: ExpressibleByArgument {}
 extension ExchangeKind: ExpressibleByArgument {}
 extension Topology: ExpressibleByArgument {}
+extension ExchangeMode: ExpressibleByArgument {}
 extension DataSplit: ExpressibleByArgument {}
 extension SynthesisMethod: ExpressibleByArgument {}

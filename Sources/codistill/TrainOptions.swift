@@ -41,6 +41,8 @@ struct TrainOptions: ParsableArguments {
     @Option(help: helpWithDefault("BLAS threads per rank.", default: defaults.blasThreads)) var blasThreads: Int?
     @Option(help: helpWithDefault("Exchange between groups: one-sided MPI, a shared --peer-dir, or none.", default: defaults.exchange)) var exchange: ExchangeKind?
     @Option(help: helpWithDefault("Publish and read peer snapshots every this many steps.", default: defaults.exchangeEvery)) var exchangeEvery: Int?
+    @Option(help: helpWithDefault("async: distil from the peers' freshest snapshots, never waiting; lockstep: from their snapshots of the previous exchange step, waiting for a peer that is behind (reproducible bit for bit).", default: defaults.exchangeMode)) var exchangeMode: ExchangeMode?
+    @Option(help: helpWithDefault("Lock-step: seconds to wait for a peer's snapshot before stopping with an error.", default: defaults.peerTimeout)) var peerTimeout: Int?
     @Option(help: helpWithDefault("Weight of the distillation term.", default: defaults.distillWeight)) var distillWeight: Float?
     @Option(help: helpWithDefault("Steps without distillation at the start.", default: defaults.burnIn)) var burnIn: Int?
     @Option(help: helpWithDefault("Steps over which the distillation weight rises linearly after burn-in.", default: defaults.distillRamp)) var distillRamp: Int?

@@ -76,45 +76,35 @@ final class SignalTests: XCTestCase {
 
     /// mpirun forwards SIGTERM to the ranks and sends SIGKILL odls_base_sigkill_timeout (1 s)
     /// later, so a checkpoint that takes longer (made slow here by a test hook) is cut off: the
-    /// previous checkpoint survives intact and nothing half-written is taken for a checkpoint.
-    /// With OMPI_MCA_odls_base_sigkill_timeout=T raised (as the job scripts do) the same SIGTERM
-    /// ends in a complete checkpoint; mpirun itself then exits 2T after the signal with its own
-    /// status 1, not the ranks' 75 (measured), which is why the job scripts send SIGUSR1.
-    func testSIGTERMToMpirunNeedsTheSigkillTimeoutForASlowCheckpoint() throws {
+    /// previous checkpoint survives intact, nothing half-written is taken for a checkpoint, and
+    /// the next completed checkpoint removes the killed write's .tmp. (Raising
+    /// OMPI_MCA_odls_base_sigkill_timeout did not make SIGTERM dependable here: 1 of 4 tries
+    /// completed the stop checkpoint; the job scripts therefore send SIGUSR1, tested above.)
+    func testSIGTERMToMpirunCutsASlowCheckpointButLosesNothing() throws {
         let dir = Harness.temporaryDirectory("signal-sigterm")
         try Harness.writeTinyIDX(in: dir)
         let first = try Harness.run(ranks: 2, trainArgs(dir, groups: 1, steps: 100))
         XCTAssertEqual(first.status, 0, first.output)
         let good = dir + "/ck/group-0/step-00000100.h5"
         let before = try XCTUnwrap(FileManager.default.contents(atPath: good))
-        let slow = ["CODISTILL_FAULT_SLOW_CHECKPOINT_SECONDS": "3"]
 
-        for raised in [false, true] {
-            let log = dir + "/log-\(raised)"
-            let env = raised ? slow.merging(["OMPI_MCA_odls_base_sigkill_timeout": "8"]) { a, _ in a } : slow
-            let job = try Harness.start(ranks: 2, trainArgs(dir, groups: 1, steps: 2_000_000) + ["--resume", "auto"],
-                                        log: log, timeout: 120, environment: env)
-            defer { if job.isRunning { job.terminate() } }
-            XCTAssert(Harness.waitFor(text: "step 300/", in: log, seconds: 60), "the run never reached step 300")
-            kill(try XCTUnwrap(Harness.mpirunProcess(of: job)), SIGTERM)
-            XCTAssert(waitForExit(job, seconds: 40), "the job still runs 40 s after SIGTERM")
-            let output = try String(contentsOfFile: log, encoding: .utf8)
-            let files = stepFiles(dir + "/ck/group-0")
-            print("SIGTERM, sigkill timeout \(raised ? "8 s" : "default"): exit \(job.terminationStatus), checkpoints \(files)")
-            if raised {
-                XCTAssert(output.contains("stopping on a stop signal after step"), output)
-                XCTAssertEqual(files.count, 2, "the stop checkpoint was completed: \(files)")
-                let left = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/ck/group-0")) ?? []
-                XCTAssertFalse(left.contains { $0.hasSuffix(".tmp") }, "the killed write's .tmp was removed: \(left)")
-                let inspect = try Harness.run(ranks: 0, ["inspect", dir + "/ck/group-0/" + (files.last ?? "-")])
-                XCTAssertEqual(inspect.status, 0, inspect.output)
-            } else {
-                XCTAssertNotEqual(job.terminationStatus, Self.stoppedStatus, "SIGKILL cut the 3 s checkpoint: \(output)")
-                XCTAssertEqual(files, ["step-00000100.h5"], "no half-written checkpoint under a step name")
-                let left = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/ck/group-0")) ?? []
-                XCTAssert(left.contains { $0.hasSuffix(".h5.tmp") }, "SIGKILL landed mid-write: \(left)")
-            }
-            XCTAssertEqual(FileManager.default.contents(atPath: good), before, "the last good checkpoint is untouched")
-        }
+        let log = dir + "/log"
+        let job = try Harness.start(ranks: 2, trainArgs(dir, groups: 1, steps: 2_000_000) + ["--resume", "auto"],
+                                    log: log, timeout: 120, environment: ["CODISTILL_FAULT_SLOW_CHECKPOINT_SECONDS": "3"])
+        defer { if job.isRunning { job.terminate() } }
+        XCTAssert(Harness.waitFor(text: "step 300/", in: log, seconds: 60), "the run never reached step 300")
+        kill(try XCTUnwrap(Harness.mpirunProcess(of: job)), SIGTERM)
+        XCTAssert(waitForExit(job, seconds: 40), "the job still runs 40 s after SIGTERM")
+        let output = try String(contentsOfFile: log, encoding: .utf8)
+        print("SIGTERM to mpirun: exit \(job.terminationStatus), checkpoints \(stepFiles(dir + "/ck/group-0"))")
+        XCTAssertNotEqual(job.terminationStatus, Self.stoppedStatus, "SIGKILL cut the 3 s checkpoint: \(output)")
+        XCTAssertEqual(stepFiles(dir + "/ck/group-0"), ["step-00000100.h5"], "no half-written checkpoint under a step name")
+        XCTAssertEqual(FileManager.default.contents(atPath: good), before, "the last good checkpoint is untouched")
+
+        let resumed = try Harness.run(ranks: 2, trainArgs(dir, groups: 1, steps: 150) + ["--resume", "auto"])
+        XCTAssertEqual(resumed.status, 0, resumed.output)
+        XCTAssert(resumed.output.contains("resumed from \(good) at step 100"), resumed.output)
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/ck/group-0")) ?? []
+        XCTAssertFalse(left.contains { $0.hasSuffix(".tmp") }, "a killed write's .tmp is removed by the next checkpoint: \(left)")
     }
 }

@@ -43,3 +43,12 @@ final class FileExchangeTransportTests: XCTestCase {
         XCTAssert(FileManager.default.fileExists(atPath: dir + "/b/step-00000050.h5.tmp"), "another job's files are never touched")
     }
 }
+
+extension SnapshotTransport {
+    /// Publishes a store's snapshot (sequence number = step), as a test needs it.
+    func publish(_ store: ParameterStore, step: Int, torn: Bool = false) {
+        var values = [Float](repeating: 0, count: store.snapshotCount)
+        values.withUnsafeMutableBufferPointer { store.writeSnapshot(to: $0.baseAddress!) }
+        values.withUnsafeBufferPointer { publish($0, stamp: SnapshotStamp(version: UInt64(step), step: step), torn: torn) }
+    }
+}

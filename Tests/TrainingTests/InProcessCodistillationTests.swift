@@ -150,8 +150,8 @@ final class InProcessCodistillationTests: XCTestCase {
             }
         }
         let ages = try rows(a.metricsPath).compactMap { $0["peer_age"] }.filter { $0 >= 0 }
-        // Without refusals a's peer is at most 20 steps old (see above); each refusal adds one exchange.
-        XCTAssert(ages.contains { $0 == 30 }, "a kept an older snapshot through a refused exchange: \(ages)")
+        // The second look one step after each exchange takes a publication one step after it is
+        // made, so a refused one costs less than an exchange: a's peer stays at most 30 steps old.
         XCTAssert(ages.allSatisfy { $0 <= 30 }, "never more than one refused exchange in a row: \(ages)")
         XCTAssert(snapshots(jobs[1]).count >= 3, "b reads a's snapshots as usual")
     }
