@@ -20,6 +20,8 @@
 #
 # NETNS_SUBNET (default 10.213.0) sets the /24 used. Needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN).
 set -euo pipefail
+# ip lives in sbin, which a non-login PATH may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
 
 usage() { echo "usage: $0 up|down PREFIX N | addr PREFIX I" >&2; exit 2; }
 [ $# -eq 3 ] || usage

@@ -18,6 +18,8 @@ final class MultiHostTests: XCTestCase {
     let hosts = 2
     var script: String { Harness.root.appendingPathComponent("scripts/netns-hosts.sh").path }
     var agent: String { Harness.root.appendingPathComponent("scripts/netns-rsh").path }
+    /// iproute2's ip, wherever this system keeps it (PATH may lack the sbin directories).
+    let ip = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
     /// Runs a command (no shell), with a time limit, capturing its output.
     func command(_ argv: [String], timeout: Int = 60, environment extra: [String: String] = [:]) throws -> Harness.Result {
@@ -47,7 +49,7 @@ final class MultiHostTests: XCTestCase {
         do {
             let r = try command(["bash", script, "down", prefix, String(hosts)])
             XCTAssertEqual(r.status, 0, "netns-hosts.sh down: \(r.output)")
-            let left = try command(["ip", "netns", "list"]).stdout
+            let left = try command([ip ?? "ip", "netns", "list"]).stdout
             XCTAssertFalse(left.contains(prefix), "namespaces left behind: \(left)")
         } catch {
             XCTFail("teardown: \(error)")
@@ -56,15 +58,17 @@ final class MultiHostTests: XCTestCase {
 
     override func setUpWithError() throws {
         try Harness.requireBinary()
+        // A missing package is a failure, not a reason to skip (.ci/run installs iproute2).
+        guard let ip else { throw SetupFailure(description: "no ip command: install iproute2") }
         // Can this machine make network namespaces at all? The only reason to skip.
-        let probe = try command(["ip", "netns", "add", prefix + "probe"])
+        let probe = try command([ip, "netns", "add", prefix + "probe"])
         guard probe.status == 0 else {
             let reason = "network namespaces are forbidden on this machine: `ip netns add` failed (exit \(probe.status)): "
                 + probe.stderr.trimmingCharacters(in: .whitespacesAndNewlines) + " (it needs root with CAP_SYS_ADMIN)"
             print("MultiHostTests skipped: \(reason)")
             throw XCTSkip(reason)
         }
-        _ = try command(["ip", "netns", "del", prefix + "probe"])
+        _ = try command([ip, "netns", "del", prefix + "probe"])
         let up = try command(["bash", script, "up", prefix, String(hosts)])
         guard up.status == 0 else {
             down()
