@@ -112,7 +112,7 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$DIR/munge/munge.socket,cred_expire=10
+AuthInfo=socket=$DIR/munge/munge.socket,cred_expire=5
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool
 SlurmctldPidFile=$DIR/run/slurmctld.pid
@@ -137,7 +137,7 @@ SelectTypeParameters=CR_Core
 # A node that was down comes back by itself when its slurmd registers again.
 ReturnToService=2
 # Seconds between SIGTERM and SIGKILL when a job is cancelled or reaches its time limit.
-KillWait=5
+KillWait=10
 MinJobAge=600
 MailProg=/bin/true
 $node State=UNKNOWN
