@@ -9,9 +9,11 @@ CODISTILL=${CODISTILL:-$PWD/.build/release/codistill}
 TEACHER_DIR=${TEACHER_DIR:-$PWD/runs/local/group-0}
 OUT=${OUT_DIR:-$PWD/runs/synth}
 [ -x "$CODISTILL" ] || { echo "local-synth: no executable at $CODISTILL (run swift build -c release or set CODISTILL)" >&2; exit 2; }
-TEACHER=${TEACHER:-$(ls "$TEACHER_DIR"/step-*.h5 2>/dev/null | sort | tail -n 1)}
-[ -n "$TEACHER" ] && [ -f "$TEACHER" ] || {
-    echo "local-synth: no teacher checkpoint in $TEACHER_DIR: run bash jobs/local-train.sh first, or set TEACHER=file.h5" >&2; exit 2; }
+# The newest checkpoint: step numbers are zero-padded, so the names sort by step.
+TEACHER=${TEACHER:-$(find "$TEACHER_DIR" -maxdepth 1 -name 'step-*.h5' 2>/dev/null | sort | tail -n 1 || true)}
+if [ -z "$TEACHER" ] || [ ! -f "$TEACHER" ]; then
+    echo "local-synth: no teacher checkpoint in $TEACHER_DIR: run bash jobs/local-train.sh first, or set TEACHER=file.h5" >&2; exit 2
+fi
 mkdir -p "$OUT"
 
 echo "local-synth: teacher $TEACHER, output in $OUT"
