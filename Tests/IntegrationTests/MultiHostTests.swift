@@ -165,21 +165,23 @@ final class MultiHostTests: XCTestCase {
         for g in 0..<2 {
             XCTAssert(r.stdout.contains("group \(g) test_acc="), "group \(g)'s final test accuracy: \(r.output)")
         }
-        // Snapshots cross in both directions, versions only advancing, and at least one crossed
-        // while its target was busy: the reader waited in that exchange far longer than a read of
-        // an idle target takes (a few ms for this 1.1 MB snapshot on a veth link).
+        // Snapshots cross in both directions, versions only advancing, while the targets are busy
+        // (evaluating every 4 or 5 steps), and no reader waits for them: one-sided reads are
+        // started at an exchange step and collected later (PeerWindow). With the earlier
+        // blocking lock/get/unlock a reader waited out its target's evaluation (>= 30 ms here).
+        // The first exchange also builds the peer's model, so it is not counted.
         let busyWait = 0.03
         for (g, p) in [(0, 1), (1, 0)] {
             let seen = fresh(r.stdout, group: g, peer: p)
-            XCTAssertGreaterThanOrEqual(seen.count, 5, "group \(g) should read many snapshots of group \(p) across hosts: \(r.stdout)")
+            XCTAssertGreaterThanOrEqual(seen.count, 3, "group \(g) should read many snapshots of group \(p) across hosts: \(r.stdout)")
             XCTAssertEqual(seen.map(\.version), seen.map(\.version).sorted(), "versions only advance")
             let waits = try exchangeSeconds(dir + "/ck/group-\(g)/metrics.csv")
             let whileBusy = seen.filter { (waits[$0.step] ?? 0) >= busyWait }
             let ms = seen.compactMap { waits[$0.step] }.map { Int($0 * 1000) }
             print("group \(g) read \(seen.count) snapshots of group \(p) (host \(prefix)\(p + 1)); exchange ms \(ms); "
                   + "\(whileBusy.count) waited >= \(Int(busyWait * 1000)) ms for a busy target")
-            XCTAssertGreaterThanOrEqual(whileBusy.count, 1,
-                                        "group \(g) should get a snapshot of group \(p) while group \(p) evaluates: waits \(ms) ms")
+            XCTAssert(whileBusy.filter { $0.step != seen.first?.step }.isEmpty,
+                      "group \(g) never waits for group \(p) while it evaluates: exchange ms \(ms)")
         }
     }
 }
