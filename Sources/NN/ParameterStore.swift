@@ -95,6 +95,14 @@ public final class ParameterStore {
         (flat + trainableCount).update(from: buffers, count: bufferCount)
     }
 
+    /// The snapshot as a new array (for checkpoints and tests; the exchange writes in place).
+    public func snapshot() -> [Float] {
+        [Float](unsafeUninitializedCapacity: snapshotCount) { p, n in
+            writeSnapshot(to: p.baseAddress!)
+            n = snapshotCount
+        }
+    }
+
     /// Reads a snapshot written by `writeSnapshot` of the same model.
     public func readSnapshot(from flat: UnsafePointer<Float>) {
         values.update(from: flat, count: trainableCount)

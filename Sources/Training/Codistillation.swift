@@ -47,8 +47,9 @@ final class Codistillation {
     /// replaces the last healthy snapshot of a peer.
     lazy var arrival: Peer? = try? makePeer(name: "arrival")
     var exchangeSeconds = 0.0, peerForwardSeconds = 0.0
-    /// This group's last two publications (the leader's), kept for checkpoints.
-    var published: [(stamp: SnapshotStamp, values: [Float])] = []
+    /// This group's last two publications (the leader's), publication k in slot k % 2 as in the
+    /// MPI window, kept for checkpoints; written in place, so publishing allocates nothing.
+    var published: [(stamp: SnapshotStamp?, values: [Float])] = []
 
     init(config: TrainConfig, group: Collectives, groupIndex: Int, spec: ModelSpec, store: ParameterStore,
          transport: SnapshotTransport?, log: @escaping (String) -> Void) {
@@ -72,11 +73,14 @@ final class Codistillation {
     func sequence(at step: Int) -> UInt64 { UInt64((step - config.burnIn) / config.exchangeEvery + 1) }
 
     func beforeStep(_ step: Int, optimizer: Optimizer) throws {
+        let start = monotonicSeconds()
         if isExchangeStep(step) {
             try exchange(step: step)
+            exchangeSeconds += monotonicSeconds() - start
         } else if config.exchangeMode == .async, step > config.burnIn, isExchangeStep(step - 1) {
             // Reads started at the exchange step have normally arrived one step later.
             collect(step: step)
+            exchangeSeconds += monotonicSeconds() - start
         }
         transport?.progress()
         // Sodhani et al. 2020: distillation regularises, so explicit decay can be relaxed once it
@@ -95,11 +99,9 @@ final class Codistillation {
     /// A group takes the peers' s - N before publishing its own s, so the two window slots
     /// always hold what a slower peer still has to read.
     func exchange(step: Int) throws {
-        let start = monotonicSeconds()
-        defer { exchangeSeconds += monotonicSeconds() - start }
         guard config.exchangeMode == .lockstep else {
             if group.rank == 0 { try publishOwn(step: step) }
-            collect(step: step, timed: false)
+            collect(step: step)
             return
         }
         var fresh = [UInt8](repeating: 0, count: peers.count)
@@ -116,9 +118,7 @@ final class Codistillation {
     }
 
     /// The leader takes what has arrived from every peer; the group learns of it.
-    func collect(step: Int, timed: Bool = true) {
-        let start = monotonicSeconds()
-        defer { if timed { exchangeSeconds += monotonicSeconds() - start } }
+    func collect(step: Int) {
         var fresh = [UInt8](repeating: 0, count: peers.count)
         if group.rank == 0, let transport {
             discoverPeers(&fresh)
@@ -147,11 +147,19 @@ final class Codistillation {
             log("[group \(groupIndex)] step \(step): own weights are not finite; not publishing them")
             return
         }
-        var values = [Float](repeating: 0, count: store.snapshotCount)
-        values.withUnsafeMutableBufferPointer { store.writeSnapshot(to: $0.baseAddress!) }
         let stamp = SnapshotStamp(version: sequence(at: step), step: step)
-        published = Array((published + [(stamp, values)]).suffix(2))
-        values.withUnsafeBufferPointer { transport.publish($0, stamp: stamp) }
+        let slot = publicationSlot(stamp.version)
+        published[slot].stamp = stamp
+        published[slot].values.withUnsafeMutableBufferPointer { store.writeSnapshot(to: $0.baseAddress!) }
+        published[slot].values.withUnsafeBufferPointer { transport.publish($0, stamp: stamp) }
+    }
+
+    /// Slot of publication `sequence` in `published` (allocated on first use).
+    func publicationSlot(_ sequence: UInt64) -> Int {
+        if published.isEmpty {
+            published = Array(repeating: (nil, [Float](repeating: 0, count: store.snapshotCount)), count: 2)
+        }
+        return Int(sequence % 2)
     }
 
     /// Lock-step: waits (polling, letting MPI progress) until peer `i`'s publication `sequence`
@@ -162,6 +170,8 @@ final class Codistillation {
         while true {
             if let outcome = transport.fetchExact(peer: peers[i].name, sequence: sequence, into: arrival) {
                 accept(outcome, peer: i, step: step, fresh: &fresh)
+                // A refused copy (torn or corrupted) is not waited for again: the group keeps
+                // the peer's previous snapshot, as every rerun of the same fault would.
                 if case .refused = outcome { peers[i].seen = SnapshotStamp(version: sequence, step: -1) }
                 return
             }
@@ -229,12 +239,12 @@ final class Codistillation {
 
     /// What a checkpoint keeps: this group's last two publications and the peer snapshots held.
     func exchangeState() -> [ExchangeSnapshot] {
-        var out = published.map { ExchangeSnapshot(role: .published, name: "self", sequence: $0.stamp.version, step: $0.stamp.step, values: $0.values) }
+        var out = published.compactMap { slot in
+            slot.stamp.map { ExchangeSnapshot(role: .published, name: "self", sequence: $0.version, step: $0.step, values: slot.values) }
+        }.sorted { $0.sequence < $1.sequence }
         for p in peers {
             guard let stamp = p.stamp else { continue }
-            var values = [Float](repeating: 0, count: p.store.snapshotCount)
-            values.withUnsafeMutableBufferPointer { p.store.writeSnapshot(to: $0.baseAddress!) }
-            out.append(ExchangeSnapshot(role: .peer, name: p.name, sequence: stamp.version, step: stamp.step, values: values))
+            out.append(ExchangeSnapshot(role: .peer, name: p.name, sequence: stamp.version, step: stamp.step, values: p.store.snapshot()))
         }
         return out
     }
@@ -253,11 +263,12 @@ final class Codistillation {
             peers[i!].stamp = SnapshotStamp(version: s.sequence, step: s.step)
             peers[i!].seen = peers[i!].stamp
         }
-        published = snapshots.filter { $0.role == .published && $0.values.count == store.snapshotCount }
+        let own = snapshots.filter { $0.role == .published && $0.values.count == store.snapshotCount }
             .sorted { $0.sequence < $1.sequence }.suffix(2)
-            .map { (SnapshotStamp(version: $0.sequence, step: $0.step), $0.values) }
-        if group.rank == 0, let transport {
-            for p in published { p.values.withUnsafeBufferPointer { transport.publish($0, stamp: p.stamp) } }
+        for s in own {
+            let stamp = SnapshotStamp(version: s.sequence, step: s.step)
+            published[publicationSlot(s.sequence)] = (stamp, s.values)
+            if group.rank == 0 { s.values.withUnsafeBufferPointer { transport?.publish($0, stamp: stamp) } }
         }
     }
 

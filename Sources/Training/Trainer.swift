@@ -146,14 +146,11 @@ public final class Trainer {
         let codistillation = try makeCodistillation(spec: spec, store: store)
         if let codistillation, !resumedExchange.isEmpty { try collectively { try codistillation.restore(resumedExchange) } }
         if group.rank == 0 {
-            let ranks = world.size / config.groups
             log((config.groups > 1 ? "[group \(groupIndex)] " : "")
-                + "world ranks \(groupIndex * ranks)-\(groupIndex * ranks + ranks - 1), leader on host \(hostName())")
+                + "world ranks \(groupRanks.lowerBound)-\(groupRanks.upperBound - 1), leader on host \(ProcessInfo.processInfo.hostName)")
         }
         // Several groups: a stop decided by one of them reaches the others (see StopRelay).
-        let stopRelay = (world as? Communicator).flatMap { mpi in
-            config.groups > 1 ? StopRelay(world: mpi, group: groupIndex * group.size ..< (groupIndex + 1) * group.size) : nil
-        }
+        let stopRelay = (world as? Communicator).flatMap { mpi in config.groups > 1 ? StopRelay(world: mpi, group: groupRanks) : nil }
         let run = TrainingRun(trainer: self, spec: spec, model: model, store: store, optimizer: optimizer,
                               step: TrainingStep(model: model, store: store, optimizer: optimizer,
                                                  reduction: GradientSync(store: store, group: group)),
@@ -201,10 +198,8 @@ public final class Trainer {
                               transport: transport, log: log)
     }
 
-    func hostName() -> String {
-        var name = [CChar](repeating: 0, count: 256)
-        return gethostname(&name, name.count) == 0 ? String(cString: name) : "?"
-    }
+    /// The world ranks of this rank's group (contiguous blocks).
+    var groupRanks: Range<Int> { groupIndex * group.size ..< (groupIndex + 1) * group.size }
 
     /// Runs `body` on every rank of the world and throws the same error on all of them if any
     /// rank failed (so nobody is left waiting in a collective).

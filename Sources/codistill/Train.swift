@@ -17,7 +17,7 @@ struct Train: ParsableCommand {
         Example: mpirun -np 2 codistill train --model cnn --epochs 3
         Options come from --config (TOML or YAML, keys as the option names, tables only group them) and are overridden by flags.
         Prints test_acc=NN.NN at the end. SIGUSR1 or SIGTERM: every group finishes its step, writes a checkpoint and the run exits with status 75; continue with --resume auto.
-        Under mpirun send SIGUSR1 (forwarded to every rank); mpirun turns SIGTERM into SIGKILL after odls_base_sigkill_timeout (1 s) unless OMPI_MCA_odls_base_sigkill_timeout is raised.
+        Under mpirun send SIGUSR1 (forwarded to every rank): mpirun follows SIGTERM with SIGKILL after odls_base_sigkill_timeout (1 s), often before the checkpoint is written.
         """)
 
     @Option(help: "Experiment file (.toml or .yaml) with any of the options below; flags override it.") var config: String?

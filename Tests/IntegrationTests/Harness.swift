@@ -34,8 +34,6 @@ enum Harness {
                     environment extra: [String: String] = [:], unsetting: [String] = [],
                     perRank: [[String]]? = nil) throws -> Result {
         try requireBinary()
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
         var command = ["-k", "5", String(timeout)]
         if let perRank {
             command += ["mpirun", "--oversubscribe", "--bind-to", "none"] + extra.keys.sorted().flatMap { ["-x", $0] }
@@ -46,7 +44,6 @@ enum Harness {
         } else {
             command += [binary]
         }
-        p.arguments = command + args
         var env = ProcessInfo.processInfo.environment
         env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
         env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
@@ -54,7 +51,16 @@ enum Harness {
         env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
         for (k, v) in extra { env[k] = v }
         for k in unsetting { env[k] = nil }
-        p.environment = env
+        return try capture(command + args, environment: env, cwd: cwd)
+    }
+
+    /// Runs `arguments` (a command already wrapped in `timeout`, no shell) with exactly
+    /// `environment`, capturing both outputs.
+    static func capture(_ arguments: [String], environment: [String: String], cwd: String? = nil) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        p.arguments = arguments
+        p.environment = environment
         if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
@@ -68,10 +74,9 @@ enum Harness {
         group.enter(); DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
         group.enter(); DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
         group.wait()
-        let outData = outBox.data, errData = errBox.data
         p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self), seconds: Date().timeIntervalSince(start))
+        return Result(status: p.terminationStatus, stdout: String(decoding: outBox.data, as: UTF8.self),
+                      stderr: String(decoding: errBox.data, as: UTF8.self), seconds: Date().timeIntervalSince(start))
     }
 
     /// Starts `mpirun -np ranks codistill args...` in the background, its output going to `log`.
@@ -117,10 +122,6 @@ enum Harness {
 
     /// The rank processes of a job started by `start` (timeout -> mpirun -> ranks), by world rank.
     static func rankProcesses(of job: Process) -> [Int: pid_t] {
-        func children(_ pid: pid_t) -> [pid_t] {
-            let s = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
-            return s.split(separator: " ").compactMap { pid_t($0) }
-        }
         var out: [Int: pid_t] = [:]
         for mpirun in children(job.processIdentifier) {
             for rank in children(mpirun) {
@@ -135,9 +136,12 @@ enum Harness {
     }
 
     /// The mpirun process of a job started by `start`.
-    static func mpirunProcess(of job: Process) -> pid_t? {
-        let s = (try? String(contentsOfFile: "/proc/\(job.processIdentifier)/task/\(job.processIdentifier)/children", encoding: .utf8)) ?? ""
-        return s.split(separator: " ").compactMap { pid_t($0) }.first
+    static func mpirunProcess(of job: Process) -> pid_t? { children(job.processIdentifier).first }
+
+    /// The child processes of `pid` (Linux /proc).
+    static func children(_ pid: pid_t) -> [pid_t] {
+        let s = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+        return s.split(separator: " ").compactMap { pid_t($0) }
     }
 
     static func temporaryDirectory(_ name: String) -> String {

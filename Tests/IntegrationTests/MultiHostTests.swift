@@ -23,26 +23,8 @@ final class MultiHostTests: XCTestCase {
 
     /// Runs a command (no shell), with a time limit, capturing its output.
     func command(_ argv: [String], timeout: Int = 60, environment extra: [String: String] = [:]) throws -> Harness.Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-        p.arguments = ["-k", "5", String(timeout)] + argv
-        var env = ProcessInfo.processInfo.environment
-        for (k, v) in extra { env[k] = v }
-        p.environment = env
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        let start = Date()
-        try p.run()
-        final class Box: @unchecked Sendable { var data = Data() }
-        let outBox = Box(), errBox = Box()
-        let group = DispatchGroup()
-        group.enter(); DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter(); DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.wait()
-        p.waitUntilExit()
-        return Harness.Result(status: p.terminationStatus, stdout: String(decoding: outBox.data, as: UTF8.self),
-                              stderr: String(decoding: errBox.data, as: UTF8.self), seconds: Date().timeIntervalSince(start))
+        try Harness.capture(["-k", "5", String(timeout)] + argv,
+                            environment: ProcessInfo.processInfo.environment.merging(extra) { _, given in given })
     }
 
     func down() {

@@ -47,8 +47,6 @@ final class FileExchangeTransportTests: XCTestCase {
 extension SnapshotTransport {
     /// Publishes a store's snapshot (sequence number = step), as a test needs it.
     func publish(_ store: ParameterStore, step: Int, torn: Bool = false) {
-        var values = [Float](repeating: 0, count: store.snapshotCount)
-        values.withUnsafeMutableBufferPointer { store.writeSnapshot(to: $0.baseAddress!) }
-        values.withUnsafeBufferPointer { publish($0, stamp: SnapshotStamp(version: UInt64(step), step: step), torn: torn) }
+        store.snapshot().withUnsafeBufferPointer { publish($0, stamp: SnapshotStamp(version: UInt64(step), step: step), torn: torn) }
     }
 }
