@@ -5,7 +5,7 @@
 # baseline run exists, its accuracy next to them.
 # Usage, from anywhere:  bash jobs/local-train.sh
 #   the baseline:        GROUPS_PER_JOB=1 bash jobs/local-train.sh      (checkpoints in runs/local-sync)
-# Edit: NP, GROUPS_PER_JOB, EPOCHS, BURN_IN, CKPT_DIR, DATA_DIR, TRAIN_ARGS (extra codistill options).
+# Edit: NP, GROUPS_PER_JOB, MODEL, EPOCHS, BURN_IN, CKPT_DIR, DATA_DIR, TRAIN_ARGS (extra codistill options).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,7 @@ CODISTILL=${CODISTILL:-$PWD/.build/release/codistill}
 NP=${NP:-2}
 # Not "GROUPS": bash ignores assignments to its built-in GROUPS variable.
 NGROUPS=${GROUPS_PER_JOB:-2}
+MODEL=${MODEL:-cnn}
 EPOCHS=${EPOCHS:-3}
 # 200 of the 1,404 steps of 3 epochs: distilling from peers that have not learnt yet only slows them.
 BURN_IN=${BURN_IN:-200}
@@ -32,7 +33,7 @@ if [ "$(id -u)" = 0 ]; then
 fi
 # In a container without ptrace rights, also:  export OMPI_MCA_btl_vader_single_copy_mechanism=none
 
-args=(train --model cnn --groups "$NGROUPS" --epochs "$EPOCHS" --burn-in "$BURN_IN" --exchange-every 50
+args=(train --model "$MODEL" --groups "$NGROUPS" --epochs "$EPOCHS" --burn-in "$BURN_IN" --exchange-every 50
       --checkpoint-dir "$CKPT" --resume auto)
 # Extra options, e.g. TRAIN_ARGS="--exchange-mode lockstep --lr 0.05"
 read -r -a extra <<< "${TRAIN_ARGS:-}"

@@ -163,13 +163,15 @@ start() {
     chmod 0400 "$DIR/munge/munge.key"
     env "$MARK" munged --key-file="$DIR/munge/munge.key" --socket="$DIR/munge/munge.socket" \
         --pid-file="$DIR/run/munged.pid" --log-file="$DIR/log/munged.log" \
-        --seed-file="$DIR/munge/munged.seed" --force ||
+        --seed-file="$DIR/munge/munged.seed" --force </dev/null >>"$DIR/log/daemons.out" 2>&1 ||
         { log "munged failed to start; $DIR/log/munged.log:"; cat "$DIR/log/munged.log" >&2 || true; exit 1; }
 
-    # -i: ignore (there is no) saved state. Both daemonise and write their pid files.
-    env "$MARK" slurmctld -f "$CONF" -i ||
+    # -i: ignore (there is no) saved state. Both daemonise and write their pid files. The
+    # daemons' standard streams go to a file: a daemon holding this script's stdout open would
+    # make whoever reads it (e.g. out=$(slurm-cluster.sh start DIR), a test) wait forever.
+    env "$MARK" slurmctld -f "$CONF" -i </dev/null >>"$DIR/log/daemons.out" 2>&1 ||
         { log "slurmctld failed to start; $DIR/log/slurmctld.log:"; tail -n 30 "$DIR/log/slurmctld.log" >&2 || true; exit 1; }
-    env "$MARK" slurmd -f "$CONF" ||
+    env "$MARK" slurmd -f "$CONF" </dev/null >>"$DIR/log/daemons.out" 2>&1 ||
         { log "slurmd failed to start; $DIR/log/slurmd.log:"; tail -n 30 "$DIR/log/slurmd.log" >&2 || true; exit 1; }
 
     local wait=${SLURM_CLUSTER_WAIT:-60} state=""

@@ -17,6 +17,11 @@ import RunConfig
 ///    `distillRamp` steps; the T^2 keeps gradient sizes independent of T.
 /// 3. `takeMetrics(at:)` for the metrics row: peer age and the time spent exchanging and
 ///    running the peers' forward passes since the last row.
+/// A lock-step exchange given up because the run is stopping (`Codistillation.stopAsked`).
+struct ExchangeInterrupted: Error {
+    let step: Int
+}
+
 final class Codistillation {
     /// A peer group as this group knows it: a model holding its latest snapshot.
     struct Peer {
@@ -50,6 +55,9 @@ final class Codistillation {
     /// This group's last two publications (the leader's), publication k in slot k % 2 as in the
     /// MPI window, kept for checkpoints; written in place, so publishing allocates nothing.
     var published: [(stamp: SnapshotStamp?, values: [Float])] = []
+    /// Whether the run is asked to stop (a signal, another group's stop): a lock-step wait for a
+    /// peer gives up then, since that peer may itself have stopped before publishing.
+    var stopAsked: () -> Bool = { false }
 
     init(config: TrainConfig, group: Collectives, groupIndex: Int, spec: ModelSpec, store: ParameterStore,
          transport: SnapshotTransport?, log: @escaping (String) -> Void) {
@@ -105,15 +113,21 @@ final class Codistillation {
             return
         }
         var fresh = [UInt8](repeating: 0, count: peers.count)
+        var interrupted = false
         if group.rank == 0, let transport {
             discoverPeers(&fresh)
             let wanted = step == config.burnIn ? sequence(at: step) : sequence(at: step - config.exchangeEvery)
             if step == config.burnIn { try publishOwn(step: step) }
             for i in peers.indices where peers[i].seen?.version != wanted {
-                try awaitExact(peer: i, sequence: wanted, step: step, transport: transport, fresh: &fresh)
+                guard try awaitExact(peer: i, sequence: wanted, step: step, transport: transport, fresh: &fresh) else {
+                    interrupted = true
+                    break
+                }
             }
-            if step != config.burnIn { try publishOwn(step: step) }
+            if step != config.burnIn && !interrupted { try publishOwn(step: step) }
         }
+        if group.size > 1 { interrupted = group.broadcastDoubles([interrupted ? 1 : 0], root: 0)[0] != 0 }
+        if interrupted { throw ExchangeInterrupted(step: step) }
         finishExchange(step: step, fresh: &fresh)
     }
 
@@ -163,9 +177,9 @@ final class Codistillation {
     }
 
     /// Lock-step: waits (polling, letting MPI progress) until peer `i`'s publication `sequence`
-    /// has arrived, at most --peer-timeout seconds.
-    func awaitExact(peer i: Int, sequence: UInt64, step: Int, transport: SnapshotTransport, fresh: inout [UInt8]) throws {
-        guard let arrival = arrival?.store else { return }
+    /// has arrived, at most --peer-timeout seconds; false when a stop was asked for meanwhile.
+    func awaitExact(peer i: Int, sequence: UInt64, step: Int, transport: SnapshotTransport, fresh: inout [UInt8]) throws -> Bool {
+        guard let arrival = arrival?.store else { return true }
         let deadline = monotonicSeconds() + Double(config.peerTimeout)
         while true {
             if let outcome = transport.fetchExact(peer: peers[i].name, sequence: sequence, into: arrival) {
@@ -173,8 +187,9 @@ final class Codistillation {
                 // A refused copy (torn or corrupted) is not waited for again: the group keeps
                 // the peer's previous snapshot, as every rerun of the same fault would.
                 if case .refused = outcome { peers[i].seen = SnapshotStamp(version: sequence, step: -1) }
-                return
+                return true
             }
+            if stopAsked() { return false }
             if monotonicSeconds() > deadline {
                 throw TrainingError("[group \(groupIndex)] step \(step): peer \(peers[i].name) has not published its snapshot number \(sequence) within --peer-timeout \(config.peerTimeout) s: it is stuck or far slower; check its log, or raise --peer-timeout")
             }

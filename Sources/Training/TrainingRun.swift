@@ -53,6 +53,7 @@ public final class TrainingRun {
         let groups = config.groups
         progress = Progress(enabled: groups == 1 ? trainer.world.rank == 0 : trainer.group.rank == 0, total: totalSteps,
                             logEvery: config.logEvery, log: trainer.log, prefix: groups > 1 ? "[group \(trainer.groupIndex)] " : "")
+        codistillation?.stopAsked = { [unowned self] in self.stopAsked() }
     }
 
     /// Ends the exchange (collective over the world for MPI windows); once on every rank.
@@ -68,12 +69,18 @@ public final class TrainingRun {
     public func advance() throws -> Bool {
         guard stepsDone < totalSteps else { return false }
         let s = stepsDone
-        try codistillation?.beforeStep(s, optimizer: optimizer)
+        do {
+            try codistillation?.beforeStep(s, optimizer: optimizer)
+        } catch is ExchangeInterrupted {
+            // A lock-step wait for a peer cut short by a stop: the state is that of the end of
+            // step s, before its exchange, which is what a resume from step s redoes.
+            try stopRun(afterStep: s, checkpointed: false)
+        }
         let (images, labels) = builder.batch(indices: plan.indices(step: s), step: s)
         let lr = schedule.lr(at: s)
         let stats: StepStatistics
         do {
-            stats = try step.run(images, lr: lr, requestStop: StopSignal.requested || stopRelay?.otherGroupStopped() == true) { logits in
+            stats = try step.run(images, lr: lr, requestStop: stopAsked()) { logits in
                 Objective(loss: crossEntropy(logits, labels: labels, labelSmoothing: config.labelSmoothing),
                           extra: codistillation?.distillationTerm(logits: logits, images: images, step: s),
                           correct: countCorrect(logits, labels))
@@ -115,16 +122,28 @@ public final class TrainingRun {
                                                         metrics: lastEval.map { ["test_accuracy": $0.accuracy, "test_loss": $0.loss] } ?? [:],
                                                         exchange: codistillation?.exchangeState() ?? [])
         }
-        if stopping {
-            stopRelay?.announceStop()
-            if trainer.group.rank == 0 {
-                let relayed = !StopSignal.requested && stopRelay?.otherGroupStopped() == true
-                let why = relayed ? "because another group of the job stopped" : "on a stop signal"
-                trainer.log((config.groups > 1 ? "[group \(trainer.groupIndex)] " : "")
-                            + "stopping \(why) after step \(s); checkpoint \(lastCheckpoint ?? "-"); continue with --resume auto (exit status 75)")
-            }
-            throw StopRequested(checkpoint: lastCheckpoint)
+        if stopping { try stopRun(afterStep: s, checkpointed: true) }
+    }
+
+    /// Whether a stop has been asked for: a signal to this rank, or another group's stop.
+    func stopAsked() -> Bool { StopSignal.requested || stopRelay?.otherGroupStopped() == true }
+
+    /// Ends the run after step `s` with a checkpoint of it (written here unless `checkpointed`):
+    /// tells the other groups, says how to continue, throws StopRequested.
+    func stopRun(afterStep s: Int, checkpointed: Bool) throws {
+        if !checkpointed {
+            lastCheckpoint = try trainer.saveCheckpoint(store: store, optimizer: optimizer, spec: spec, step: s,
+                                                        stepsPerEpoch: plan.stepsPerEpoch, mean: mean, std: std, metrics: [:],
+                                                        exchange: codistillation?.exchangeState() ?? [])
         }
+        stopRelay?.announceStop()
+        if trainer.group.rank == 0 {
+            let relayed = !StopSignal.requested && stopRelay?.otherGroupStopped() == true
+            let why = relayed ? "because another group of the job stopped" : "on a stop signal"
+            trainer.log((config.groups > 1 ? "[group \(trainer.groupIndex)] " : "")
+                        + "stopping \(why) after step \(s); checkpoint \(lastCheckpoint ?? "-"); continue with --resume auto (exit status 75)")
+        }
+        throw StopRequested(checkpoint: lastCheckpoint)
     }
 
     /// The final test figures (evaluating now if the last step did not).

@@ -144,6 +144,16 @@ enum Harness {
         return s.split(separator: " ").compactMap { pid_t($0) }
     }
 
+    /// The /model tensors of a checkpoint as h5dump prints them (every float in full: equal
+    /// text means bitwise equal weights); empty when the file cannot be read.
+    static func modelTensors(_ path: String) throws -> String {
+        let r = try capture(["30", "h5dump", "-g", "/model", path], environment: ProcessInfo.processInfo.environment)
+        XCTAssertEqual(r.status, 0, "h5dump -g /model \(path): \(r.stderr)")
+        guard r.status == 0 else { return "" }
+        // The first line names the file.
+        return r.stdout.split(separator: "\n").dropFirst().joined(separator: "\n")
+    }
+
     static func temporaryDirectory(_ name: String) -> String {
         let dir = NSTemporaryDirectory() + "codistill-it-\(name)-\(UUID().uuidString.prefix(8))"
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
