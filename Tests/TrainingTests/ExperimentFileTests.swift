@@ -39,6 +39,19 @@ final class ExperimentFileTests: XCTestCase {
         XCTAssertThrowsError(try ExperimentFile.load(path: "/nonexistent.toml")) { XCTAssert("\($0)".contains("cannot read"), "\($0)") }
     }
 
+    /// Found by FuzzTests: nan and inf reached the JSON encoding of the configuration, which
+    /// refused them with "this is a bug: please report it" instead of naming the key.
+    func testNonFiniteNumbersAreNamed() throws {
+        let toml = try write("lr = nan\n", "toml")
+        XCTAssertThrowsError(try ExperimentFile.load(path: toml)) { XCTAssert("\($0)".contains("'lr' in \(toml) must be a finite number, got nan"), "\($0)") }
+        let yaml = try write("momentum: .inf\n", "yaml")
+        XCTAssertThrowsError(try ExperimentFile.load(path: yaml)) { XCTAssert("\($0)".contains("'momentum' in \(yaml):1 must be a finite number"), "\($0)") }
+        let big = try write("temperature: 1e39\n", "yaml")
+        XCTAssertThrowsError(try ExperimentFile.load(path: big)) { XCTAssert("\($0)".contains("must be a finite number"), "\($0)") }
+        let flag = ConfigSetting(name: "weight-decay", value: Float.nan, place: "the command line")
+        XCTAssertThrowsError(try TrainConfig().applying([flag])) { XCTAssert("\($0)".contains("'weight-decay' in the command line must be a finite number"), "\($0)") }
+    }
+
     func testValidationNamesTheOption() throws {
         var c = TrainConfig()
         c.labelSmoothing = 1.5
