@@ -56,6 +56,15 @@ final class ExperimentFileTests: XCTestCase {
         var c = TrainConfig()
         c.labelSmoothing = 1.5
         XCTAssertThrowsError(try c.validate()) { XCTAssert("\($0)".contains("--label-smoothing"), "\($0)") }
+        // Found by OptionValuesTests: the schedule clamped these, so nonsense ran as something else;
+        // an empty checkpoint directory wrote into the working directory.
+        for (option, change) in [("--step-every", { (c: inout TrainConfig) in c.stepEvery = 0 }),
+                                  ("--warmup-steps", { $0.warmupSteps = -1 }), ("--step-gamma", { $0.stepGamma = 0 }),
+                                  ("--checkpoint-dir", { $0.checkpointDir = "" })] {
+            var bad = TrainConfig()
+            change(&bad)
+            XCTAssertThrowsError(try bad.validate()) { XCTAssert("\($0)".contains(option), "\($0)") }
+        }
         // An optimizer is an enum now, so a bad name cannot reach validate(); the file reader names it.
         let lamb = try write("optimizer = \"lamb\"\n", "toml")
         XCTAssertThrowsError(try ExperimentFile.load(path: lamb)) { XCTAssert("\($0)".contains("unknown optimizer 'lamb'"), "\($0)") }
