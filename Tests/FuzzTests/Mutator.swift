@@ -29,7 +29,7 @@ enum FuzzBudget {
     /// host (docs/FUZZING.md has the timings).
     static let iterations: Int = ProcessInfo.processInfo.environment["CODISTILL_FUZZ_ITERATIONS"]
         .flatMap { Int($0) }.flatMap { $0 > 0 ? $0 : nil } ?? defaultIterations
-    static let defaultIterations = 1000
+    static let defaultIterations = 2000
 }
 
 /// Mutations of binary files: each call applies one to five of them to a copy of `seed`.
