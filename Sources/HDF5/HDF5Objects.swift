@@ -171,7 +171,28 @@ public final class HDF5Dataset: HDF5Object {
         guard let fileSize = fileSize() else { return }
         let plist = H5Dget_create_plist(id)
         let filters = plist >= 0 ? H5Pget_nfilters(plist) : 0
+        let layout = plist >= 0 ? H5Pget_layout(plist) : H5D_LAYOUT_ERROR
         if plist >= 0 { H5Pclose(plist) }
+        // Compact data lives in the object header and must be exactly the shape's size: HDF5
+        // 1.10.8 copies the shape's worth from it regardless (a contiguous layout flipped to
+        // compact, size 0, segfaulted in H5VM_memcpyvv; DatasetFuzzTests, seed 1, input 14290).
+        if layout == H5D_COMPACT && !dims.contains(0) && UInt64(H5Dget_storage_size(id)) != bytes {
+            throw HDF5Error(.damaged, file: file, "dataset \(path) of shape \(shape) (\(bytes) bytes) is stored compact in "
+                            + "\(H5Dget_storage_size(id)) bytes: its header is damaged", fix: "write the file again")
+        }
+        // Contiguous data is one block: its recorded size must be the shape's, and the block
+        // must lie inside the file (neither is checked by HDF5 1.10.8 before it reads).
+        if layout == H5D_CONTIGUOUS {
+            let stored = UInt64(H5Dget_storage_size(id))
+            let address = H5Dget_offset(id)
+            let allocated = stored > 0 && address != haddr_t.max  // HADDR_UNDEF, a macro Swift cannot import
+            let (end, endOverflow) = UInt64(address).addingReportingOverflow(stored)
+            if allocated && (stored != bytes || endOverflow || end > fileSize) {
+                throw HDF5Error(.damaged, file: file,
+                                "dataset \(path) of shape \(shape) (\(bytes) bytes) records \(stored) bytes of data at offset \(address) "
+                                + "of the \(fileSize)-byte file: its header is damaged", fix: "write the file again")
+            }
+        }
         let (limit, limitOverflow) = fileSize.multipliedReportingOverflow(by: filters > 0 ? 1100 : 1)
         if !dims.contains(0) && !limitOverflow && bytes > limit {
             throw HDF5Error(.damaged, file: file,
