@@ -98,6 +98,9 @@ let package = Package(
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "RunConfig", "Inference", "DataFree"]),
         .testTarget(name: "DataFreeTests", dependencies: ["DataFree", "NN", "Engine"]),
+        // Every reader of untrusted input on mutated files (a seeded mutator; docs/FUZZING.md).
+        // Fixtures.swift is a link to DataTests' (test targets cannot depend on each other).
+        .testTarget(name: "FuzzTests", dependencies: ["Data", "Checkpoint", "RunConfig", "NN", "Engine", "CHDF5"]),
         // Runs the release binary under mpirun (scripts/test.sh builds it first).
         .testTarget(name: "IntegrationTests", dependencies: ["Checkpoint"]),
     ],

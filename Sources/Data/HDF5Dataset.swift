@@ -16,6 +16,11 @@ import HDF5
 /// returned for both `train` and `test` (useful for a held-out set that is evaluated on its own, or for
 /// synthetic data). uint8 images are read as value / 255, float32 images as stored.
 enum HDF5Reader {
+    /// The most classes a file may declare or imply: every class costs a model output and a
+    /// histogram bin, so a damaged num_classes or label (2^40) must be an error, not an
+    /// allocation; 2^20 is fifty times ImageNet-21k's 21841.
+    static let maxClasses = 1 << 20
+
     /// The group prefix holding the split ("train/", "test/", or "" for a single-split file).
     static func prefix(root: HDF5Group, path: String, split: Split) throws -> String {
         if root.contains("\(split.rawValue)/images") { return "\(split.rawValue)/" }
@@ -52,7 +57,7 @@ enum HDF5Reader {
         // Images.
         let images: HDF5Dataset
         do { images = try root.dataset(String(imagesName.dropFirst())) } catch {
-            throw DataError("\(path): \(imagesName) is not a readable dataset; write it again as in docs/DATA.md.")
+            throw DataError("\(path): \(imagesName) is not a readable dataset\(Self.reason(error)); write it again as in docs/DATA.md.")
         }
         let dims = images.shape
         let shape: [Int]
@@ -91,6 +96,10 @@ enum HDF5Reader {
         if let d = declared, d <= 0 {
             throw DataError("\(path): attribute num_classes is \(d); it must be positive (fix or delete the attribute).")
         }
+        if let d = declared, d > maxClasses {
+            throw DataError("\(path): attribute num_classes is \(d), more than the \(maxClasses) classes codistill supports "
+                + "(a damaged attribute?); fix or delete it.")
+        }
         if let n = names, let d = declared, n.count != d {
             throw DataError("\(path): attribute class_names has \(n.count) names but num_classes is \(d); make them agree (or delete one).")
         }
@@ -125,6 +134,10 @@ enum HDF5Reader {
                     maxLabel = max(maxLabel, m)
                 }
             }
+            if maxLabel >= Int64(maxClasses) {
+                throw DataError("\(path): \(labelsName) holds label \(maxLabel), more than the \(maxClasses) classes codistill supports "
+                    + "(damaged labels?); fix the labels.")
+            }
             classes = Int(max(maxLabel, 0)) + 1
         }
         var labels = [Int32](repeating: 0, count: count)
@@ -149,7 +162,7 @@ enum HDF5Reader {
         }
         let labels: HDF5Dataset
         do { labels = try root.dataset(String(name.dropFirst())) } catch {
-            throw DataError("\(path): \(name) is not a readable dataset; write it again as in docs/DATA.md.")
+            throw DataError("\(path): \(name) is not a readable dataset\(Self.reason(error)); write it again as in docs/DATA.md.")
         }
         let dims = labels.shape
         guard dims.count == 1 || (dims.count == 2 && dims[1] == 1) else {
@@ -163,6 +176,12 @@ enum HDF5Reader {
         } catch {
             throw DataError("\(path): reading \(name) failed (damaged or truncated file?); write the file again.")
         }
+    }
+
+    /// " (what HDF5Dataset found wrong)" for a damaged header, e.g. a shape larger than the file.
+    static func reason(_ error: Error) -> String {
+        guard let e = error as? HDF5Error, e.problem == .damaged else { return "" }
+        return " (\(e.reason))"
     }
 
     // MARK: attributes (all optional: nil when absent, a DataError when present but unusable)

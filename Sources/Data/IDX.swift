@@ -66,10 +66,16 @@ enum IDXReader {
             throw DataError("\(path) is truncated: \(data.count) bytes, shorter than its \(offset)-byte IDX header; delete it and download it again.")
         }
         let dims = (0..<ndims).map { Int(data.bigEndianUInt32(at: 4 + 4 * $0)) }
-        let needed = offset + dims.reduce(1, *)
+        // Three 32-bit sizes can multiply past Int.max (a trap, not an error): a product that
+        // overflows is as impossible as one larger than the file, and is reported the same way.
+        let values = dims.reduce((1, false)) { acc, d in
+            let (p, overflow) = acc.0.multipliedReportingOverflow(by: d)
+            return (p, acc.1 || overflow)
+        }
+        let needed = values.1 ? Int.max : offset + values.0
         guard data.count >= needed else {
             throw DataError("\(path) is truncated: its header declares \(dims.map(String.init).joined(separator: " x ")) values "
-                + "(\(needed) bytes) but it holds \(data.count) bytes; delete it and download it again.")
+                + "(\(values.1 ? "more than \(Int.max)" : String(needed)) bytes) but it holds \(data.count) bytes; delete it and download it again.")
         }
         return (dims, offset)
     }
@@ -105,6 +111,10 @@ enum IDXReader {
         }
         if dims[0] == 0 {
             throw DataError("\(imagesPath) holds no images (its header says 0); download the full file again.")
+        }
+        if dims[1] == 0 || dims[2] == 0 {
+            throw DataError("\(imagesPath) declares images of \(dims[1]) x \(dims[2]) pixels, which hold nothing; the header is damaged: "
+                + "delete it and download it again.")
         }
         // Classes: one more than the largest label in either split, so train and test agree.
         var maxLabel = labels.max()!

@@ -161,7 +161,7 @@ public final class DataFreeDistiller {
                                       model: spec, configJSON: cfg.json)
         let state = RunState(step: rounds * config.kdSteps, epoch: 0, rngWords: RandomGenerator(seed: config.synthesis.seed).words,
                              dataSeed: config.synthesis.seed, stepInEpoch: 0)
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
         try Checkpoint.write(path: path, store: studentStore, optimizer: nil, metadata: meta, state: state)
     }
 }

@@ -60,6 +60,15 @@ extension HDF5Object {
         }
         let n = space >= 0 ? Int(H5Sget_simple_extent_npoints(space)) : -1
         guard type >= 0, n >= 0 else { throw failure("cannot read the type and size of \(describeAttribute(name))") }
+        // The values are allocated from the declared count: a damaged one must not ask for more
+        // than the file holds (attributes are never compressed).
+        if let fileSize = fileSize() {
+            let (bytes, overflow) = n.multipliedReportingOverflow(by: max(H5Tget_size(type), 1))
+            if overflow || UInt64(bytes) > fileSize {
+                throw HDF5Error(.damaged, file: file, "\(describeAttribute(name)) declares \(n) values, more than the whole "
+                                + "\(fileSize)-byte file can hold: its header is damaged", fix: "write the file again")
+            }
+        }
 
         func numbers<T: HDF5Element>(_: T.Type) throws -> [T] {
             var values = [T](repeating: 0, count: n)

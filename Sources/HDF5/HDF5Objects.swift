@@ -25,6 +25,16 @@ public class HDF5Object {
 
     func childPath(_ name: String) -> String { path == "/" ? "/" + name : path + "/" + name }
 
+    /// The size of the file it is in as HDF5 sees it (the end of its allocated space while it is
+    /// being written), nil when HDF5 cannot tell: the bound for sizes its headers declare.
+    func fileSize() -> UInt64? {
+        let fileID = H5Iget_file_id(id)
+        guard fileID >= 0 else { return nil }
+        defer { H5Fclose(fileID) }
+        var size: hsize_t = 0
+        return H5Fget_filesize(fileID, &size) >= 0 ? UInt64(size) : nil
+    }
+
     func failure(_ reason: String, fix: String = "the file is damaged or the disk is full; write it again") -> HDF5Error {
         HDF5Error(.failed, file: file, reason, fix: fix)
     }
@@ -132,10 +142,63 @@ public final class HDF5Dataset: HDF5Object {
         let rank = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1
         var dims = [hsize_t](repeating: 0, count: max(Int(rank), 0))
         let shapeRead = rank >= 0 && (rank == 0 || H5Sget_simple_extent_dims(space, &dims, nil) >= 0)
-        shape = dims.map { Int($0) }
+        shape = dims.map { Int(clamping: $0) }
         storedType = type >= 0 ? HDF5StoredType(type) : .other("unreadable")
+        let elementSize = type >= 0 ? H5Tget_size(type) : 0
         super.init(id: id, file: file, path: path, close: { H5Dclose($0) })
         guard shapeRead, type >= 0 else { throw failure("cannot read the shape and type of \(path)") }
+        try checkPlausibleSize(dims, elementSize: elementSize)
+    }
+
+    /// Readers allocate `count` elements before HDF5 reads a byte, so a shape from a damaged
+    /// header (a flipped bit makes [5, 2, 3, 2] into [2^40, 2, 3, 2]) must not be believed: the
+    /// values must fit in an Int and, unless compressed, in the file itself. Compressed data can
+    /// be larger than the file, by at most deflate's ratio (1032:1, with margin); a crafted
+    /// file can still claim that much, but a corrupt one no longer asks for terabytes.
+    private func checkPlausibleSize(_ dims: [hsize_t], elementSize: Int) throws {
+        var bytes = UInt64(max(elementSize, 1))
+        var overflow = false
+        for d in dims {
+            let (p, o) = bytes.multipliedReportingOverflow(by: UInt64(d))
+            bytes = p
+            overflow = overflow || o
+        }
+        let shape = "[" + dims.map(String.init).joined(separator: ", ") + "]"
+        if !dims.contains(0) && (overflow || bytes > UInt64(Int.max)) {
+            throw HDF5Error(.damaged, file: file, "dataset \(path) declares shape \(shape), more values than any file can hold: "
+                            + "its header is damaged", fix: "write the file again")
+        }
+        guard let fileSize = fileSize() else { return }
+        let plist = H5Dget_create_plist(id)
+        let filters = plist >= 0 ? H5Pget_nfilters(plist) : 0
+        let layout = plist >= 0 ? H5Pget_layout(plist) : H5D_LAYOUT_ERROR
+        if plist >= 0 { H5Pclose(plist) }
+        // Compact data lives in the object header and must be exactly the shape's size: HDF5
+        // 1.10.8 copies the shape's worth from it regardless (a contiguous layout flipped to
+        // compact, size 0, segfaulted in H5VM_memcpyvv; DatasetFuzzTests, seed 1, input 14290).
+        if layout == H5D_COMPACT && !dims.contains(0) && UInt64(H5Dget_storage_size(id)) != bytes {
+            throw HDF5Error(.damaged, file: file, "dataset \(path) of shape \(shape) (\(bytes) bytes) is stored compact in "
+                            + "\(H5Dget_storage_size(id)) bytes: its header is damaged", fix: "write the file again")
+        }
+        // Contiguous data is one block: its recorded size must be the shape's, and the block
+        // must lie inside the file (neither is checked by HDF5 1.10.8 before it reads).
+        if layout == H5D_CONTIGUOUS {
+            let stored = UInt64(H5Dget_storage_size(id))
+            let address = H5Dget_offset(id)
+            let allocated = stored > 0 && address != haddr_t.max  // HADDR_UNDEF, a macro Swift cannot import
+            let (end, endOverflow) = UInt64(address).addingReportingOverflow(stored)
+            if allocated && (stored != bytes || endOverflow || end > fileSize) {
+                throw HDF5Error(.damaged, file: file,
+                                "dataset \(path) of shape \(shape) (\(bytes) bytes) records \(stored) bytes of data at offset \(address) "
+                                + "of the \(fileSize)-byte file: its header is damaged", fix: "write the file again")
+            }
+        }
+        let (limit, limitOverflow) = fileSize.multipliedReportingOverflow(by: filters > 0 ? 1100 : 1)
+        if !dims.contains(0) && !limitOverflow && bytes > limit {
+            throw HDF5Error(.damaged, file: file,
+                            "dataset \(path) declares shape \(shape) (\(bytes) bytes), more than the whole \(fileSize)-byte file "
+                            + "can hold\(filters > 0 ? " even compressed" : ""): its header is damaged", fix: "write the file again")
+        }
     }
 
     /// Reads every element into `buffer`, converted to `T` (floating point from any float type,

@@ -83,11 +83,16 @@ extension TrainConfig {
             return i
         case is Float.Type:
             guard let d = number(value) else { throw wrong("a number") }
+            // nan and inf (TOML's nan/inf, YAML's .nan/.inf, a flag's "nan") and numbers past
+            // Float's range mean nothing for any option, and JSON, the configuration's stored
+            // form, cannot hold them: refused here, by name, not later as "a bug".
+            guard Self.isFiniteFloat(d) else { throw wrong("a finite number") }
             return d
         case is [Float].Type:
             guard let list = value as? [Any] else { throw wrong("a list of numbers") }
             let numbers = list.compactMap(number)
             guard numbers.count == list.count else { throw wrong("a list of numbers") }
+            guard numbers.allSatisfy(Self.isFiniteFloat) else { throw wrong("a list of finite numbers") }
             return numbers
         case let choice as any OptionChoice.Type:
             if let given = value as? any OptionChoice { return given.rawValue }
@@ -100,6 +105,8 @@ extension TrainConfig {
             fatalError("TrainConfig field '\(setting.name)' has type \(type), which ConfigSetting cannot set: add a case")
         }
     }
+
+    static func isFiniteFloat(_ d: Double) -> Bool { d.isFinite && abs(d) <= Double(Float.greatestFiniteMagnitude) }
 
     static func describe(_ value: Any) -> String {
         switch value {

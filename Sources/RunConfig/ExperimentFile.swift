@@ -10,7 +10,7 @@ import Yams
 public enum ExperimentFile {
     public static func load(path: String, into base: TrainConfig = TrainConfig()) throws -> TrainConfig {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ConfigError(description: "cannot read the experiment file \(path): check the path")
+            throw ConfigError(description: "cannot read the experiment file '\(path)' (--config): check the path")
         }
         let settings: [ConfigSetting]
         if path.hasSuffix(".yaml") || path.hasSuffix(".yml") {

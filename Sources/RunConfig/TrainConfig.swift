@@ -103,6 +103,13 @@ public struct TrainConfig: Codable, Equatable {
         if distillWeight < 0 || burnIn < 0 || distillRamp < 0 { try fail("--distill-weight, --burn-in and --distill-ramp must be >= 0") }
         if weightDecayAfterBurnIn >= 0 && optimizer != .sgd { try fail("--weight-decay-after-burn-in applies to --optimizer sgd") }
         if !(temperature > 0) { try fail("--temperature must be positive, got \(temperature)") }
+        // The schedule clamps these (a step every max(n, 1) steps), so a nonsense value would
+        // silently mean something else.
+        // "" would put group-<g>/ into whatever directory the job started in.
+        if checkpointDir.isEmpty { try fail("--checkpoint-dir must name a directory (default: runs/default)") }
+        if warmupSteps < 0 { try fail("--warmup-steps must be >= 0, got \(warmupSteps)") }
+        if stepEvery < 1 { try fail("--step-every must be at least 1, got \(stepEvery)") }
+        if !(stepGamma > 0) { try fail("--step-gamma must be positive, got \(stepGamma)") }
     }
 
     /// Reads a configuration stored by any earlier version: keys it lacks (options added since)

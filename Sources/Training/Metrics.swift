@@ -62,7 +62,9 @@ final class MetricsWriter {
                           "distill_loss", "peer_age", "exchange_s", "peer_forward_s"]
 
     init(path: String, resume: Bool) throws {
-        let dir = (path as NSString).deletingLastPathComponent
+        // Not NSString.deletingLastPathComponent: Foundation traps on a one-character name
+        // (`--metrics 0` crashed; OptionValuesTests).
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
         if !dir.isEmpty {
             do {
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

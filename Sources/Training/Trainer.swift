@@ -268,7 +268,7 @@ public final class Trainer {
             throw TrainingError("the weights of group \(groupIndex) are not finite at step \(step); no checkpoint written: lower --lr (now \(config.lr)) and resume from the last good checkpoint with --resume auto")
         }
         _ = try collectivelyLeader {
-            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+            try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path,
                                                     withIntermediateDirectories: true)
             // The configuration as checkpoints record it: the options plus the input normalisation.
             var recorded = config

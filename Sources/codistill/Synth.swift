@@ -4,6 +4,7 @@ import DataFree
 import Engine
 import Foundation
 import Inference
+import NN
 import RunConfig
 
 /// The defaults shown in `synth --help` are those of the library's configurations.
@@ -46,6 +47,29 @@ struct Synth: ParsableCommand {
     @Option(help: "Metrics file (JSON Lines), one row per round (default: none).") var metrics: String?
     @Option(help: "Seed.") var seed = synthesisDefaults.seed
 
+    /// The options alone, checked by ArgumentParser before `run` (and before the teacher is
+    /// read): a bad value is one "codistill: error:" line naming the option.
+    func validate() throws {
+        if rounds < 1 || batch < 2 || generatorWidth < 1 || kdSteps < 0 || kdBatch < 1 || (steps ?? 1) < 1 {
+            throw ValidationError("--rounds, --steps and --kd-batch must be >= 1, --batch >= 2 (batch statistics), --generator-width >= 1 and --kd-steps >= 0")
+        }
+        if evalEvery < 1 { throw ValidationError("--eval-every must be at least 1, got \(evalEvery)") }
+        if advWarmup < 0 { throw ValidationError("--adv-warmup must be >= 0, got \(advWarmup)") }
+        // A learning rate or a temperature must be positive and finite, a loss weight finite and
+        // >= 0: nan or inf would train on garbage without a word.
+        for (name, value) in [("--lr", lr), ("--temperature", temperature), ("--synthesis-lr", synthesisLr ?? 1), ("--latent-lr", latentLr)]
+        where !(value > 0 && value.isFinite) {
+            throw ValidationError("\(name) must be a positive number, got \(value)")
+        }
+        for (name, value) in [("--bn-weight", bnWeight), ("--ce-weight", ceWeight), ("--adv-weight", advWeight)]
+        where !(value >= 0 && value.isFinite) {
+            throw ValidationError("\(name) must be a number >= 0, got \(value)")
+        }
+        if !Models.names.contains(student) {
+            throw ValidationError("unknown --student '\(student)': choose one of \(Models.names.joined(separator: ", "))")
+        }
+    }
+
     func run() throws {
         do { try synthesize() } catch {
             fputs("codistill: error: \(error)\n", stderr)
@@ -54,10 +78,6 @@ struct Synth: ParsableCommand {
     }
 
     func synthesize() throws {
-        if rounds < 1 || batch < 2 || generatorWidth < 1 || kdSteps < 0 || kdBatch < 1 || (steps ?? 1) < 1 {
-            throw DataFreeError("--rounds, --steps and --kd-batch must be >= 1, --batch >= 2 (batch statistics) and --kd-steps >= 0")
-        }
-        if !(lr > 0) || !(temperature > 0) { throw DataFreeError("--lr and --temperature must be positive") }
         BLAS.setThreads(1)
         let teacherModel = try TrainedModel(checkpoint: teacher)
         let dataPath = data ?? teacherModel.config.data

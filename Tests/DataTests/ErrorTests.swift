@@ -1,3 +1,4 @@
+import CHDF5
 import Data
 import Foundation
 import XCTest
@@ -38,6 +39,18 @@ final class ErrorTests: DataTestCase {
         let full = Fixtures.idxImages(Fixtures.images(n: 12, h: 4, w: 3), n: 12, h: 4, w: 3)
         try Fixtures.write(Array(full.dropLast(5)), to: file)
         assertDataError(file, "truncated") { _ = try DatasetLoader.load(path: dir, split: .train) }
+    }
+
+    /// Found by FuzzTests: three 32-bit sizes whose product passes Int.max trapped instead of
+    /// being reported as the impossible size it is; a zero side loaded images of no pixels.
+    func testImpossibleIDXSizes() throws {
+        _ = try Fixtures.writeIDX(dir: dir)
+        let file = path("train-images-idx3-ubyte")
+        let pixels = Fixtures.images(n: 12, h: 4, w: 3)
+        try Fixtures.write(Fixtures.idxImages(pixels, n: 12, h: 0xFFFF_FFFF, w: 0xFFFF_FFFF), to: file)
+        assertDataError(file, "truncated", "4294967295 x 4294967295") { _ = try DatasetLoader.load(path: dir, split: .train) }
+        try Fixtures.write(Fixtures.idxImages(pixels, n: 12, h: 0, w: 3), to: file)
+        assertDataError(file, "0 x 3 pixels", "damaged") { _ = try DatasetLoader.load(path: dir, split: .train) }
     }
 
     func testTruncatedGzip() throws {
@@ -149,6 +162,39 @@ final class ErrorTests: DataTestCase {
         assertDataError(file, "channel 0 has std -1.0") { _ = try DatasetLoader.load(path: file, split: .train) }
         make(mean: [Double.nan], std: [1])
         assertDataError(file, "channel 0 has mean nan") { _ = try DatasetLoader.load(path: file, split: .train) }
+    }
+
+    /// Found by FuzzTests: a damaged header's shape was allocated before HDF5 read a byte (a
+    /// flipped bit asked for terabytes), and a damaged num_classes or label sized the histogram.
+    func testHDF5ImpossibleSizes() throws {
+        let file = path("huge.h5")
+        // A chunked dataset whose chunks were never written: its shape is all the file holds.
+        RawH5.create(file) { f in
+            RawH5.group(f, "train")
+            let dcpl = H5Pcreate(cd_h5p_dataset_create())
+            var chunk: [hsize_t] = [1, 1, 1, 1]
+            H5Pset_chunk(dcpl, 4, &chunk)
+            var dims: [hsize_t] = [1 << 40, 1, 1, 2]
+            let s = H5Screate_simple(4, &dims, nil)
+            H5Dclose(H5Dcreate2(f, "train/images", cd_h5t_std_u8le(), s, cd_h5p_default(), dcpl, cd_h5p_default()))
+            H5Sclose(s); H5Pclose(dcpl)
+            RawH5.int32(f, "train/labels", [0, 1])
+        }
+        assertDataError(file, "/train/images", "declares shape [1099511627776, 1, 1, 2]", "damaged") {
+            _ = try DatasetLoader.load(path: file, split: .train)
+        }
+        func make(labels: [Int32], numClasses: Int?) {
+            RawH5.create(file) { f in
+                RawH5.group(f, "train")
+                RawH5.uint8(f, "train/images", dims: [2, 1, 1, 2], [1, 2, 3, 4])
+                RawH5.int32(f, "train/labels", labels)
+                if let c = numClasses { RawH5.intAttribute(f, "num_classes", c) }
+            }
+        }
+        make(labels: [0, 1], numClasses: 1 << 40)
+        assertDataError(file, "num_classes is 1099511627776", "1048576 classes") { _ = try DatasetLoader.load(path: file, split: .train) }
+        make(labels: [0, Int32.max], numClasses: nil)
+        assertDataError(file, "/train/labels holds label 2147483647", "1048576 classes") { _ = try DatasetLoader.load(path: file, split: .train) }
     }
 
     func testHDF5CountMismatchAndMissingSplit() throws {

@@ -17,6 +17,8 @@ enum Harness {
         var stdout: String
         var stderr: String
         var seconds: Double
+        /// Killed by a signal (a crash: `timeout` passes its child's signal on), not exited.
+        var signalled = false
         var output: String { stdout + stderr }
     }
 
@@ -76,7 +78,8 @@ enum Harness {
         group.wait()
         p.waitUntilExit()
         return Result(status: p.terminationStatus, stdout: String(decoding: outBox.data, as: UTF8.self),
-                      stderr: String(decoding: errBox.data, as: UTF8.self), seconds: Date().timeIntervalSince(start))
+                      stderr: String(decoding: errBox.data, as: UTF8.self), seconds: Date().timeIntervalSince(start),
+                      signalled: p.terminationReason == .uncaughtSignal)
     }
 
     /// Starts `mpirun -np ranks codistill args...` in the background, its output going to `log`.

@@ -39,10 +39,32 @@ final class ExperimentFileTests: XCTestCase {
         XCTAssertThrowsError(try ExperimentFile.load(path: "/nonexistent.toml")) { XCTAssert("\($0)".contains("cannot read"), "\($0)") }
     }
 
+    /// Found by FuzzTests: nan and inf reached the JSON encoding of the configuration, which
+    /// refused them with "this is a bug: please report it" instead of naming the key.
+    func testNonFiniteNumbersAreNamed() throws {
+        let toml = try write("lr = nan\n", "toml")
+        XCTAssertThrowsError(try ExperimentFile.load(path: toml)) { XCTAssert("\($0)".contains("'lr' in \(toml) must be a finite number, got nan"), "\($0)") }
+        let yaml = try write("momentum: .inf\n", "yaml")
+        XCTAssertThrowsError(try ExperimentFile.load(path: yaml)) { XCTAssert("\($0)".contains("'momentum' in \(yaml):1 must be a finite number"), "\($0)") }
+        let big = try write("temperature: 1e39\n", "yaml")
+        XCTAssertThrowsError(try ExperimentFile.load(path: big)) { XCTAssert("\($0)".contains("must be a finite number"), "\($0)") }
+        let flag = ConfigSetting(name: "weight-decay", value: Float.nan, place: "the command line")
+        XCTAssertThrowsError(try TrainConfig().applying([flag])) { XCTAssert("\($0)".contains("'weight-decay' in the command line must be a finite number"), "\($0)") }
+    }
+
     func testValidationNamesTheOption() throws {
         var c = TrainConfig()
         c.labelSmoothing = 1.5
         XCTAssertThrowsError(try c.validate()) { XCTAssert("\($0)".contains("--label-smoothing"), "\($0)") }
+        // Found by OptionValuesTests: the schedule clamped these, so nonsense ran as something else;
+        // an empty checkpoint directory wrote into the working directory.
+        for (option, change) in [("--step-every", { (c: inout TrainConfig) in c.stepEvery = 0 }),
+                                  ("--warmup-steps", { $0.warmupSteps = -1 }), ("--step-gamma", { $0.stepGamma = 0 }),
+                                  ("--checkpoint-dir", { $0.checkpointDir = "" })] {
+            var bad = TrainConfig()
+            change(&bad)
+            XCTAssertThrowsError(try bad.validate()) { XCTAssert("\($0)".contains(option), "\($0)") }
+        }
         // An optimizer is an enum now, so a bad name cannot reach validate(); the file reader names it.
         let lamb = try write("optimizer = \"lamb\"\n", "toml")
         XCTAssertThrowsError(try ExperimentFile.load(path: lamb)) { XCTAssert("\($0)".contains("unknown optimizer 'lamb'"), "\($0)") }

@@ -1,0 +1,1 @@
+../DataTests/Fixtures.swift
