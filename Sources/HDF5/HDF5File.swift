@@ -111,12 +111,27 @@ public final class HDF5File {
             guard rename(tmp, path) == 0 else { throw fail("cannot rename it to \(path)") }
         } catch {
             if file.isOpen { file.isOpen = false; H5Fclose(id) }
+            // HDF5 reports a failed write without errno; say so when the disk is the cause.
+            let full = fullDiskNote(folder: folder, written: tmp)
             unlink(tmp)
+            if let full { throw HDF5Error(.failed, file: path, "\(error); \(full)", fix: "free space there, or write to another folder") }
             throw error
         }
         // The rename is durable once the folder is synced; a folder that cannot be synced (some
         // network file systems) still holds the complete file.
         try? syncToDisk(folder, directory: true)
+    }
+
+    /// "the file system of FOLDER is full (N KiB free)" when less space is left there than the
+    /// partial file took (or under 1 MiB), else nil.
+    static func fullDiskNote(folder: String, written: String) -> String? {
+        var fs = statvfs()
+        guard statvfs(folder, &fs) == 0 else { return nil }
+        let free = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
+        var st = stat()
+        let partial = stat(written, &st) == 0 ? UInt64(st.st_size) : 0
+        guard free < max(1 << 20, partial) else { return nil }
+        return "the file system of \(folder) is full (\(free / 1024) KiB free)"
     }
 
     private static func syncToDisk(_ path: String, directory: Bool) throws {

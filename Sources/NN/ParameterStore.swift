@@ -125,6 +125,21 @@ public final class ParameterStore {
         return true
     }
 
+    /// The Euclidean norm of the gradients, accumulated in Double so that large but finite
+    /// gradients do not overflow; NaN or infinite when any gradient is.
+    public func gradientNorm() -> Double {
+        var s0 = 0.0, s1 = 0.0
+        let g = gradients, n = trainableCount
+        var i = 0
+        while i + 1 < n {
+            s0 += Double(g[i]) * Double(g[i])
+            s1 += Double(g[i + 1]) * Double(g[i + 1])
+            i += 2
+        }
+        if i < n { s0 += Double(g[i]) * Double(g[i]) }
+        return (s0 + s1).squareRoot()
+    }
+
     /// Copies another store's values and buffers (same model) into this one.
     public func copy(from other: ParameterStore) {
         precondition(other.trainableCount == trainableCount && other.bufferCount == bufferCount, "copy between different models")

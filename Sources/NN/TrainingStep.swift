@@ -45,16 +45,23 @@ public struct StepStatistics {
     public var waitSeconds: Double
     public var reduceSeconds: Double
     public var updateSeconds: Double
+    /// Norm of the group's averaged gradient.
+    public var gradientNorm: Double
 
-    public var isFinite: Bool { loss.isFinite && (extra?.isFinite ?? true) }
+    public var isFinite: Bool { loss.isFinite && (extra?.isFinite ?? true) && gradientNorm.isFinite }
 }
 
-/// Thrown instead of an update when the group's loss (or its extra term) is NaN or infinite: the
-/// parameters stay as they were before the step, so nothing poisoned reaches a checkpoint.
+/// Thrown instead of an update when the group's loss, its extra term or the gradient is NaN or
+/// infinite: the parameters stay as they were before the step, so nothing poisoned reaches a
+/// checkpoint or a peer. Every rank of the group sees the same sums, so all of them throw.
 public struct NonFiniteLoss: Error, CustomStringConvertible {
     public let statistics: StepStatistics
+    /// What the extra term is called in messages.
+    public let extraName: String
     public var description: String {
-        statistics.loss.isFinite ? "the added loss term became \(statistics.extra ?? .nan)" : "the loss became \(statistics.loss)"
+        if !statistics.loss.isFinite { return "the loss became \(statistics.loss)" }
+        if let extra = statistics.extra, !extra.isFinite { return "the \(extraName) became \(extra)" }
+        return "the gradient norm became \(statistics.gradientNorm) (the loss was \(statistics.loss))"
     }
 }
 
@@ -65,13 +72,17 @@ public final class TrainingStep {
     public let store: ParameterStore
     public let optimizer: Optimizer
     public let reduction: GradientReduction?
+    /// Name of `Objective.extra` in messages.
+    public var extraName = "distillation term"
+    /// Fault injection for tests: runs on the averaged gradients before they are checked.
+    public var gradientFault: ((ParameterStore) -> Void)?
 
     public init(model: Module, store: ParameterStore, optimizer: Optimizer, reduction: GradientReduction? = nil) {
         self.model = model; self.store = store; self.optimizer = optimizer; self.reduction = reduction
     }
 
     /// One step on `images` with learning rate `lr`. Throws NonFiniteLoss, without updating,
-    /// when the group's loss is not finite.
+    /// when the group's loss, extra term or gradient is not finite.
     @discardableResult
     public func run(_ images: Tensor, lr: Float, requestStop: Bool = false,
                     objective: (_ logits: Tensor) -> Objective) throws -> StepStatistics {
@@ -89,8 +100,11 @@ public final class TrainingStep {
                                    correct: Int(sums[1].rounded()), samples: images.shape[0] * ranks,
                                    stopRequested: sums[2] > 0, computeSeconds: computed - start,
                                    waitSeconds: reduction?.lastWaitSeconds ?? 0,
-                                   reduceSeconds: reduction?.lastReduceSeconds ?? 0, updateSeconds: 0)
-        guard stats.isFinite else { throw NonFiniteLoss(statistics: stats) }
+                                   reduceSeconds: reduction?.lastReduceSeconds ?? 0, updateSeconds: 0, gradientNorm: 0)
+        gradientFault?(store)
+        // After the reduction every rank holds the same gradient, so all agree on this.
+        stats.gradientNorm = store.gradientNorm()
+        guard stats.isFinite else { throw NonFiniteLoss(statistics: stats, extraName: extraName) }
         let beforeUpdate = monotonicSeconds()
         optimizer.step(lr: lr)
         stats.updateSeconds = monotonicSeconds() - beforeUpdate

@@ -50,6 +50,14 @@ struct Train: ParsableCommand {
                 // kills land mid-write.
                 Checkpoint.pauseMidWriteSeconds = delay
             }
+            if let spec = ProcessInfo.processInfo.environment["CODISTILL_FAULT_NAN_GRADIENT"] {
+                // Fault injection for tests: "GROUP:STEP" puts a NaN into one gradient of that
+                // group at that step, with a finite loss.
+                let parts = spec.split(separator: ":").compactMap { Int($0) }
+                if parts.count == 2, parts[0] == trainer!.groupIndex {
+                    trainer!.gradientFault = { step, store in if step == parts[1] { store.gradients[0] = .nan } }
+                }
+            }
             let result = try trainer!.run()
             if world.rank == 0 && cfg.groups == 1 {
                 say(String(format: "test_acc=%.2f test_loss=%.4f steps=%d checkpoint=%@", 100 * result.testAccuracy,
