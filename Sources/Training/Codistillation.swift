@@ -37,6 +37,15 @@ final class Codistillation {
         var collapsed = false
         /// Its snapshot is older than --max-peer-age (logged once until a fresh one arrives).
         var expired = false
+        /// The snapshot arrived and its predictions have not been checked yet (at its first use).
+        var unchecked = false
+        /// The held snapshot before the newest arrived, with its stamp: what the group goes back
+        /// to when the newest predicts far worse (allocated at the first arrival).
+        var previous: [Float] = []
+        var previousStamp: SnapshotStamp?
+        /// Its last checked snapshot was refused by the prediction guard (logged once until
+        /// one passes).
+        var diverged = false
     }
 
     let config: TrainConfig
@@ -219,6 +228,7 @@ final class Codistillation {
             log("[group \(groupIndex)] step \(step): peer \(peers[i].name) snapshot refused (non-finite weights from its step \(stamp.step): a collapsed model); "
                 + (peers[i].stamp.map { "keeping its snapshot from its step \($0.step)" } ?? "no snapshot of it yet"))
         case .fresh(let stamp):
+            keepPrevious(i)
             peers[i].store.copy(from: arrival)
             peers[i].stamp = stamp
             peers[i].seen = stamp
@@ -243,6 +253,7 @@ final class Codistillation {
             }
         }
         if group.size > 1 { shareWithGroup(&fresh) }
+        for i in peers.indices where fresh[i] == 1 { peers[i].unchecked = true }
         if group.rank == 0 {
             for (i, p) in peers.enumerated() where fresh[i] == 1 {
                 log("[group \(groupIndex)] step \(step): peer \(p.name) snapshot version \(p.stamp!.version) from its step \(p.stamp!.step)")
@@ -298,12 +309,23 @@ final class Codistillation {
         fresh = group.broadcast(fresh, root: 0)
         let stamps = group.broadcastDoubles(peers.flatMap { [Double($0.stamp?.version ?? 0), Double($0.stamp?.step ?? 0)] }, root: 0)
         for i in peers.indices {
+            // The leader kept its previous snapshot when it accepted the new one.
+            if fresh[i] == 1 && group.rank != 0 { keepPrevious(i) }
             let version = UInt64(stamps[2 * i])
             peers[i].stamp = version > 0 ? SnapshotStamp(version: version, step: Int(stamps[2 * i + 1])) : nil
             guard fresh[i] == 1 else { continue }
             group.broadcast(peers[i].store.values, count: peers[i].store.trainableCount, root: 0)
             group.broadcast(peers[i].store.buffers, count: peers[i].store.bufferCount, root: 0)
         }
+    }
+
+    /// Saves peer `i`'s held snapshot and stamp before a new one replaces it.
+    func keepPrevious(_ i: Int) {
+        guard peers[i].stamp != nil else { return }
+        if peers[i].previous.isEmpty { peers[i].previous = [Float](repeating: 0, count: peers[i].store.snapshotCount) }
+        let store = peers[i].store
+        peers[i].previous.withUnsafeMutableBufferPointer { store.writeSnapshot(to: $0.baseAddress!) }
+        peers[i].previousStamp = peers[i].stamp
     }
 
     func makePeer(name: String) throws -> Peer {
@@ -324,15 +346,64 @@ final class Codistillation {
 
     /// The weighted term to add to the loss, and the unweighted soft-target cross-entropy to
     /// report; nil during burn-in and while no peer snapshot has arrived.
-    func distillationTerm(logits: Tensor, images: Tensor, step: Int) -> (term: Tensor, reported: Double)? {
+    func distillationTerm(logits: Tensor, images: Tensor, labels: [Int], step: Int) -> (term: Tensor, reported: Double)? {
         let w = weight(at: step)
         guard w > 0 else { return nil }
         let start = monotonicSeconds()
         defer { peerForwardSeconds += monotonicSeconds() - start }
+        checkNewSnapshots(images, labels: labels, step: step)
         guard let targets = peerPrediction(images, step: step) else { return nil }
         let t = config.temperature
         let ce = softTargetCrossEntropy(logits, targets: targets, temperature: t)
         return (scale(ce, w * t * t), Double(ce.scalar))
+    }
+
+    /// The prediction guard. A snapshot that arrived is checked at its first use on this step's
+    /// batch, against the peer's previous snapshot on the same batch (a paired comparison: one
+    /// hard batch must not look like a collapse): it is refused when its mean cross-entropy is
+    /// worse than chance (above ln C, the loss of a uniform guess over C classes) or far worse
+    /// than the previous snapshot's (3 times it and 1 nat more), i.e. a peer that diverged with
+    /// finite weights. Losses are summed over the group's ranks, so every rank decides alike.
+    /// The group then goes back to the previous snapshot (or, with none, distils from the peer
+    /// no more until a healthy one arrives), logs it once, and carries on.
+    func checkNewSnapshots(_ images: Tensor, labels: [Int], step: Int) {
+        for i in peers.indices where peers[i].unchecked {
+            peers[i].unchecked = false
+            func loss(_ model: Module) -> Double {
+                withNoGrad { Double(crossEntropy(model(images), labels: labels).scalar) * Double(labels.count) }
+            }
+            var mine = [loss(peers[i].model), 0, Double(labels.count)]
+            let hasPrevious = peers[i].previousStamp != nil && !peers[i].previous.isEmpty
+            if hasPrevious, let scratch = arrival {
+                peers[i].previous.withUnsafeBufferPointer { scratch.store.readSnapshot(from: $0.baseAddress!) }
+                mine[1] = loss(scratch.model)
+            }
+            let sums = group.allreduceSum(mine)
+            let new = sums[0] / max(1, sums[2]), old = sums[1] / max(1, sums[2])
+            let chance = Foundation.log(Double(spec.classes))
+            let worseThanChance = !(new <= chance)
+            let farWorse = hasPrevious && new > max(3 * old, old + 1)
+            guard worseThanChance || farWorse else {
+                peers[i].diverged = false
+                continue
+            }
+            let why = worseThanChance ? String(format: "its loss on this group's batch is %.3g, worse than chance (%.3g)", new, chance)
+                : String(format: "its loss on this group's batch is %.3g, far worse than %.3g of its previous snapshot", new, old)
+            let refused = peers[i].stamp
+            if hasPrevious {
+                let store = peers[i].store
+                peers[i].previous.withUnsafeBufferPointer { store.readSnapshot(from: $0.baseAddress!) }
+                peers[i].stamp = peers[i].previousStamp
+            } else {
+                peers[i].stamp = nil
+            }
+            peers[i].previousStamp = nil
+            if group.rank == 0 && !peers[i].diverged {
+                log("[group \(groupIndex)] step \(step): peer \(peers[i].name) snapshot from its step \(refused?.step ?? -1) refused (\(why): a diverged model); "
+                    + (peers[i].stamp.map { "keeping its snapshot from its step \($0.step)" } ?? "not distilling from it until a healthy one arrives"))
+            }
+            peers[i].diverged = true
+        }
     }
 
     /// The peers' mean predicted probabilities at temperature T on `images` (no gradient), or nil

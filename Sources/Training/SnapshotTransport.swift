@@ -172,19 +172,28 @@ public final class InMemoryTransport: SnapshotTransport {
 /// overwritten mid-read or corrupted in transit would) or collapsed (intact, but with NaN weights,
 /// as from a model that diverged).
 public final class FaultInjectingTransport: SnapshotTransport {
-    public enum Fault { case torn, collapsed }
+    /// torn: the copy fails its checksum; collapsed: one NaN weight; diverged: finite weights
+    /// that predict far worse than chance (every value times -25).
+    public enum Fault { case torn, collapsed, diverged }
     let inner: SnapshotTransport
     let fault: Fault
     let every: Int
+    /// Publications passed on intact before the faults start.
+    let after: Int
     var published = 0
 
-    public init(_ inner: SnapshotTransport, fault: Fault = .torn, every: Int = 1) {
-        self.inner = inner; self.fault = fault; self.every = max(1, every)
+    public init(_ inner: SnapshotTransport, fault: Fault = .torn, every: Int = 1, after: Int = 0) {
+        self.inner = inner; self.fault = fault; self.every = max(1, every); self.after = max(0, after)
     }
 
     public func publish(_ snapshot: UnsafeBufferPointer<Float>, stamp: SnapshotStamp, torn: Bool) {
         published += 1
-        let inject = published % every == 0
+        let inject = published > after && published % every == 0
+        if inject && fault == .diverged {
+            let scrambled = snapshot.map { -25 * $0 }
+            scrambled.withUnsafeBufferPointer { inner.publish($0, stamp: stamp, torn: torn) }
+            return
+        }
         guard inject, fault == .collapsed else {
             inner.publish(snapshot, stamp: stamp, torn: torn || inject)
             return

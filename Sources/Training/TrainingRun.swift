@@ -79,14 +79,15 @@ public final class TrainingRun {
         let (images, labels) = builder.batch(indices: plan.indices(step: s), step: s)
         let lr = schedule.lr(at: s)
         let stats: StepStatistics
+        if let fault = trainer.gradientFault { step.gradientFault = { fault(s + 1, $0) } }
         do {
             stats = try step.run(images, lr: lr, requestStop: stopAsked()) { logits in
                 Objective(loss: crossEntropy(logits, labels: labels, labelSmoothing: config.labelSmoothing),
-                          extra: codistillation?.distillationTerm(logits: logits, images: images, step: s),
+                          extra: codistillation?.distillationTerm(logits: logits, images: images, labels: labels, step: s),
                           correct: countCorrect(logits, labels))
             }
         } catch let e as NonFiniteLoss {
-            throw TrainingError("\(e) at step \(s + 1)"
+            throw TrainingError((config.groups > 1 ? "group \(trainer.groupIndex): " : "") + "\(e) at step \(s + 1); the step was not applied"
                 + (lastCheckpoint.map { "; the last good checkpoint is \($0) (resume with --resume auto)" } ?? "")
                 + ": lower --lr (now \(config.lr)) or add --warmup-steps")
         }

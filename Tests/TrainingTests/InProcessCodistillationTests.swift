@@ -209,6 +209,22 @@ final class InProcessCodistillationTests: XCTestCase {
         XCTAssertFalse(snapshots(jobs[1]).isEmpty, "b still distils from the healthy a")
     }
 
+    func testDivergedPeerWithFiniteWeightsIsRefusedByItsPredictions() throws {
+        // From its 4th publication on (step 70), b publishes finite weights that predict far
+        // worse than chance: a checks each snapshot on its batch at first use, goes back to b's
+        // last healthy one, logs it once and keeps distilling from that.
+        let jobs = try train(steps: 120, distill: true, wrapB: { FaultInjectingTransport($0, fault: .diverged, after: 3) })
+        let a = jobs[0]
+        let refused = a.log.filter { $0.contains("peer b snapshot from its step") && $0.contains("a diverged model") }
+        XCTAssertEqual(refused.count, 1, "a diverged peer is logged once: \(a.log)")
+        XCTAssert(refused[0].contains("worse than chance") && refused[0].contains("keeping its snapshot from its step 60"), refused[0])
+        for row in try rows(a.metricsPath) where row["step"]! > 40 {
+            XCTAssertGreaterThan(row["distill_loss"]!, 0, "a keeps distilling from b's healthy snapshot: \(row)")
+            XCTAssertLessThan(row["distill_loss"]!, 3, "never from the diverged one: \(row)")
+        }
+        XCTAssertGreaterThan(a.run.finish().testAccuracy, 0.6, "a learns on: \(a.log)")
+    }
+
     func testDeadPeerIsDroppedAfterMaxPeerAge() throws {
         // b dies after 60 steps; a goes on to 150 and stops distilling once b's last snapshot
         // (from b's step 60) is more than 30 steps old.
@@ -223,3 +239,4 @@ final class InProcessCodistillationTests: XCTestCase {
         }
     }
 }
+
