@@ -50,8 +50,11 @@ public struct TrainConfig: Codable, Equatable {
     /// Lock-step: seconds a group waits for a peer's snapshot before it stops with an error.
     public var peerTimeout = 600
     public var distillWeight: Float = 1
-    /// Steps of plain training before the distillation term switches on.
-    public var burnIn = 0
+    /// Steps of plain training before the exchanges and the distillation term start; -1 (the
+    /// default): `autoBurnInFraction` of the run, resolved by `resolvingBurnIn(totalSteps:)`.
+    public var burnIn = -1
+    /// The share of the run's steps an automatic burn-in takes (docs/RELIABILITY.md, "The default burn-in").
+    public static let autoBurnInFraction = 0.2
     /// Steps over which the distillation weight rises linearly after burn-in (0: at once).
     public var distillRamp = 0
     public var temperature: Float = 1
@@ -76,6 +79,15 @@ public struct TrainConfig: Codable, Equatable {
     public init() {}
 
     /// Checks that do not need MPI or files; the message names the option and the fix.
+    /// This configuration with an automatic burn-in (-1) replaced by its share of a run of
+    /// `totalSteps`, rounded to a whole number of steps; an explicit burn-in is kept.
+    public func resolvingBurnIn(totalSteps: Int) -> TrainConfig {
+        guard burnIn < 0 else { return self }
+        var c = self
+        c.burnIn = Int((Double(totalSteps) * Self.autoBurnInFraction).rounded())
+        return c
+    }
+
     public func validate() throws {
         func fail(_ s: String) throws -> Never { throw ConfigError(description: s) }
         if !Models.names.contains(model) { try fail("unknown model '\(model)': choose one of \(Models.names.joined(separator: ", "))") }
@@ -100,7 +112,8 @@ public struct TrainConfig: Codable, Equatable {
         }
         if peerTimeout < 1 { try fail("--peer-timeout must be at least 1 second, got \(peerTimeout)") }
         if exchangeEvery < 1 { try fail("--exchange-every must be at least 1, got \(exchangeEvery)") }
-        if distillWeight < 0 || burnIn < 0 || distillRamp < 0 { try fail("--distill-weight, --burn-in and --distill-ramp must be >= 0") }
+        if distillWeight < 0 || distillRamp < 0 { try fail("--distill-weight and --distill-ramp must be >= 0") }
+        if burnIn < -1 { try fail("--burn-in must be >= 0, or -1 for \(Int(Self.autoBurnInFraction * 100))% of the run, got \(burnIn)") }
         if weightDecayAfterBurnIn >= 0 && optimizer != .sgd { try fail("--weight-decay-after-burn-in applies to --optimizer sgd") }
         if !(temperature > 0) { try fail("--temperature must be positive, got \(temperature)") }
         // The schedule clamps these (a step every max(n, 1) steps), so a nonsense value would

@@ -39,7 +39,7 @@ public struct StopRequested: Error, CustomStringConvertible {
 /// `start()` sets a run up (data, model, resume, metrics, codistillation); the returned
 /// `TrainingRun` advances it step by step. `run()` does both.
 public final class Trainer {
-    public let config: TrainConfig
+    public private(set) var config: TrainConfig
     let world: Collectives
     let group: Collectives
     public let groupIndex: Int
@@ -51,6 +51,9 @@ public final class Trainer {
     public var transportOverride: SnapshotTransport?
     /// Wraps the snapshot transport, e.g. in FaultInjectingTransport.
     public var wrapTransport: ((SnapshotTransport) -> SnapshotTransport)?
+    /// Fault injection for tests: changes the averaged gradients of step `step` (1-based)
+    /// before they are checked.
+    public var gradientFault: ((_ step: Int, _ store: ParameterStore) -> Void)?
 
     public init(config: TrainConfig, resume: String?, world: Collectives, log: @escaping (String) -> Void) throws {
         try config.validate()
@@ -122,6 +125,12 @@ public final class Trainer {
             }
         }
 
+        config = config.resolvingBurnIn(totalSteps: config.steps > 0 ? config.steps : config.epochs * plan.stepsPerEpoch)
+        let codistilled = (config.groups > 1 && config.exchange == .rma) || config.exchange == .files
+        if codistilled && world.rank == 0 && config.burnIn < config.exchangeEvery {
+            log("warning: --burn-in \(config.burnIn) is shorter than --exchange-every \(config.exchangeEvery): the first snapshots exchanged come from models trained for \(config.burnIn) steps, and distilling towards them slows every group (docs/EXPERIMENTS.md); a burn-in of at least one exchange interval, or the default (-1: \(Int(TrainConfig.autoBurnInFraction * 100))% of the run), avoids it")
+        }
+
         // Resume: every rank reads the same file, so every rank restores the same state.
         var startStep = 0
         var lastCheckpoint: String?
@@ -180,7 +189,9 @@ public final class Trainer {
             if config.groups > 1 { name += "-group-\(groupIndex)" }
             // Only leaders touch the directory; the group agrees on the leader's failure.
             transport = try collectivelyLeader {
-                try FileExchange(directory: config.peerDir, name: name, spec: spec, configJSON: config.json, log: log)
+                try FileExchange(directory: config.peerDir, name: name,
+                                 owner: URL(fileURLWithPath: config.checkpointDir).standardizedFileURL.path + (config.groups > 1 ? " group \(groupIndex)" : ""),
+                                 spec: spec, configJSON: config.json, log: log)
             }
         } else {
             guard let mpi = world as? Communicator else {

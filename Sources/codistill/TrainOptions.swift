@@ -44,7 +44,7 @@ struct TrainOptions: ParsableArguments {
     @Option(help: helpWithDefault("async: distil from the peers' freshest snapshots, never waiting; lockstep: from their snapshots of the previous exchange step, waiting for a peer that is behind (reproducible bit for bit).", default: defaults.exchangeMode)) var exchangeMode: ExchangeMode?
     @Option(help: helpWithDefault("Lock-step: seconds to wait for a peer's snapshot before stopping with an error.", default: defaults.peerTimeout)) var peerTimeout: Int?
     @Option(help: helpWithDefault("Weight of the distillation term.", default: defaults.distillWeight)) var distillWeight: Float?
-    @Option(help: helpWithDefault("Steps without distillation at the start.", default: defaults.burnIn)) var burnIn: Int?
+    @Option(help: "Steps without exchanges or distillation at the start (default: -1, \(Int(TrainConfig.autoBurnInFraction * 100))% of the run's steps).") var burnIn: Int?
     @Option(help: helpWithDefault("Steps over which the distillation weight rises linearly after burn-in.", default: defaults.distillRamp)) var distillRamp: Int?
     @Option(help: helpWithDefault("Distillation temperature.", default: defaults.temperature)) var temperature: Float?
     @Option(help: helpWithDefault("Weight decay once burn-in ends (SGD; Sodhani et al. 2020; negative: unchanged).", default: defaults.weightDecayAfterBurnIn)) var weightDecayAfterBurnIn: Float?

@@ -82,11 +82,29 @@ final class CodistillationTests: XCTestCase {
     }
 
     /// Any G dividing N: 3 groups of one rank in a ring, each following the previous one.
+    /// The default burn-in is 20% of the run (exchanges every 10 steps of 100: the first at step
+    /// 20, none before); a burn-in shorter than the exchange interval is warned about.
+    func testDefaultBurnInIsAShareOfTheRunAndAShortOneIsWarnedAbout() throws {
+        let dir = Harness.temporaryDirectory("burn-in")
+        try Harness.writeTinyIDX(in: dir)
+        let common = ["train", "--data", dir, "--model", "mlp", "--groups", "2", "--steps", "100", "--batch", "8",
+                      "--exchange-every", "10", "--exchange-mode", "lockstep"]
+        let byDefault = try Harness.run(ranks: 2, common + ["--checkpoint-dir", dir + "/default"])
+        XCTAssertEqual(byDefault.status, 0, byDefault.output)
+        XCTAssertEqual(versions(byDefault.stdout, group: 0, peer: 1).first, 1, byDefault.stdout)
+        XCTAssert(byDefault.stdout.contains("[group 0] step 20: peer group 1 snapshot version 1 from its step 20"), byDefault.stdout)
+        XCTAssertFalse(byDefault.output.contains("warning: --burn-in"), byDefault.output)
+        let short = try Harness.run(ranks: 2, common + ["--burn-in", "4", "--checkpoint-dir", dir + "/short"])
+        XCTAssertEqual(short.status, 0, short.output)
+        XCTAssertEqual(short.output.components(separatedBy: "warning: --burn-in 4 is shorter than --exchange-every 10").count, 2,
+                       "warned once: \(short.output)")
+    }
+
     func testThreeGroupsInARing() throws {
         let dir = Harness.temporaryDirectory("ring")
         try Harness.writeTinyIDX(in: dir)
         let r = try Harness.run(ranks: 3, ["train", "--data", dir, "--model", "mlp", "--groups", "3", "--topology", "ring",
-                                           "--steps", "30", "--batch", "8", "--exchange-every", "5", "--checkpoint-dir", dir + "/ck"])
+                                           "--steps", "30", "--batch", "8", "--exchange-every", "5", "--burn-in", "5", "--checkpoint-dir", dir + "/ck"])
         XCTAssertEqual(r.status, 0, r.output)
         for g in 0..<3 {
             XCTAssertFalse(versions(r.stdout, group: g, peer: (g + 2) % 3).isEmpty, "group \(g) follows group \((g + 2) % 3): \(r.stdout)")

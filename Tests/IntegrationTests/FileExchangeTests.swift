@@ -9,7 +9,7 @@ final class FileExchangeTests: XCTestCase {
         try Harness.writeTinyIDX(in: dir)
         func args(_ name: String, steps: Int, seed: Int) -> [String] {
             ["train", "--data", dir, "--model", "cnn", "--steps", String(steps), "--batch", "32", "--exchange", "files",
-             "--peer-dir", dir + "/peers", "--checkpoint-dir", dir + "/" + name, "--exchange-every", "20",
+             "--peer-dir", dir + "/peers", "--checkpoint-dir", dir + "/" + name, "--exchange-every", "20", "--burn-in", "20",
              "--checkpoint-every", "50", "--keep-last", "0", "--log-every", "100", "--seed", String(seed)]
         }
         let a = try Harness.start(ranks: 1, args("a", steps: 1500, seed: 1), log: dir + "/a.log")

@@ -90,6 +90,8 @@ final class OptionValuesTests: XCTestCase {
             // Counts where 0 means "off", "none" or "at the end only", and the seed.
             "burn-in 0", "checkpoint-every 0", "consistency-every 0", "distill-ramp 0", "eval-every 0", "keep-last 0",
             "max-peer-age 0", "random-crop-padding 0", "seed 0", "warmup-steps 0",
+            // -1: the automatic burn-in (its default).
+            "burn-in -1",
             // --steps 0: --epochs decides; --epochs 0: the --steps 1 given.
             "steps 0", "epochs 0",
             // Factors and rates at the edge of their range, or large but finite.
