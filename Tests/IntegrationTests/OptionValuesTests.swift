@@ -77,8 +77,10 @@ final class OptionValuesTests: XCTestCase {
     func testTrain() throws {
         let dir = Harness.temporaryDirectory("option-values-train")
         try Harness.writeTinyIDX(in: dir, train: 64, test: 16)
-        let base = ["--data", dir, "--model", "mlp", "--batch", "8", "--steps", "1", "--checkpoint-dir", dir + "/ck",
-                    "--log-every", "1", "--metrics", dir + "/m-{group}.csv"]
+        // Relative outputs: each run writes into its own working directory (four run at once, and
+        // one run's checkpoint clean-up must not meet another's file being written).
+        let base = ["--data", dir, "--model", "mlp", "--batch", "8", "--steps", "1", "--checkpoint-dir", "ck",
+                    "--log-every", "1", "--metrics", "m-{group}.csv"]
         // --config and --resume are files: a nonsense value is a missing file, named in the message.
         let outcomes = try tryEveryValue("train", in: dir) { option, value in
             // An option given twice: ArgumentParser keeps the last one, the value under test.
@@ -115,7 +117,7 @@ final class OptionValuesTests: XCTestCase {
     func testSynth() throws {
         let (dir, teacher) = try trainedCheckpoint("option-values-synth")
         let base = ["--teacher", teacher, "--data", dir, "--student", "mlp", "--rounds", "1", "--steps", "1", "--batch", "4",
-                    "--kd-steps", "1", "--kd-batch", "4", "--generator-width", "4", "--eval-every", "1", "--out", dir + "/s.h5"]
+                    "--kd-steps", "1", "--kd-batch", "4", "--generator-width", "4", "--eval-every", "1", "--out", "s.h5"]
         let outcomes = try tryEveryValue("synth", in: dir) { option, value in ["synth"] + base + ["--\(option)=\(value)"] }
         assertAccepted(outcomes, Set([
             // 0 turns a loss term, the student's training or the adversarial warm-up off; the seed.
