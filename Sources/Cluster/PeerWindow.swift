@@ -11,8 +11,10 @@ import Foundation
 /// Only publishers (group leaders) expose memory:
 ///
 ///     header   [latest sequence, its step]                       (64 bytes)
-///     slot 0   [sequence, step, checksum, count] payload...      (sequences 2, 4, ...)
-///     slot 1   [sequence, step, checksum, count] payload...      (sequences 1, 3, ...)
+///     slot 0   [sequence, step, checksum, count, loss, accuracy] payload...   (sequences 2, 4, ...)
+///     slot 1   [sequence, step, checksum, count, loss, accuracy] payload...   (sequences 1, 3, ...)
+///
+/// (loss and accuracy: the publisher's health record, Double bit patterns, NaN when not sent.)
 ///
 /// The owner writes publication k into slot k % 2, so the snapshot before it stays intact while
 /// readers copy it. A reader starts `MPI_Rget`s and tests them later (`advance`): over TCP
@@ -25,7 +27,7 @@ public final class PeerWindow {
     /// What a read of a target found so far.
     public enum Read: Equatable {
         /// An intact snapshot newer than asked, now copied out.
-        case fresh(sequence: UInt64, step: Int)
+        case fresh(sequence: UInt64, step: Int, loss: Double, accuracy: Double)
         /// Nothing newer than asked (or nothing published yet).
         case unchanged
         /// A read is under way; test again later.
@@ -37,7 +39,7 @@ public final class PeerWindow {
     }
 
     static let headerBytes = 64
-    static let slotHeaderWords = 4
+    static let slotHeaderWords = 6
     let window: MPI_Win
     let base: UnsafeMutableRawPointer?
     public let payloadCount: Int
@@ -98,9 +100,10 @@ public final class PeerWindow {
     func slotAddress(_ sequence: UInt64) -> Int { Self.headerBytes + Int(sequence % 2) * slotBytes }
 
     /// Publishes `values` (payloadCount floats) as publication `sequence` (1, 2, ...) of
-    /// training step `step`. `torn`: with a checksum that does not match, as a copy torn or
+    /// training step `step`, with the publisher's recent `loss` and `accuracy`. `torn`: with a checksum that does not match, as a copy torn or
     /// corrupted in transit looks to the readers (fault injection).
-    public func publish(_ values: UnsafePointer<Float>, sequence: UInt64, step: Int, torn: Bool = false) {
+    public func publish(_ values: UnsafePointer<Float>, sequence: UInt64, step: Int, loss: Double = .nan, accuracy: Double = .nan,
+                        torn: Bool = false) {
         precondition(exposes, "only a publishing rank owns a snapshot")
         precondition(sequence > 0, "publication sequences start at 1")
         guard let base else { return }
@@ -113,6 +116,8 @@ public final class PeerWindow {
         words[1] = UInt64(step)
         words[2] = FNV1a.hash(floats: values, count: payloadCount) ^ (torn ? 1 : 0)
         words[3] = UInt64(payloadCount)
+        words[4] = loss.bitPattern
+        words[5] = accuracy.bitPattern
         MPI_Win_sync(window)
         words[0] = sequence
         MPI_Win_sync(window)
@@ -176,7 +181,8 @@ public final class PeerWindow {
                 } else if words[3] != UInt64(payloadCount) || FNV1a.hash(floats: payload, count: payloadCount) != words[2] {
                     r.phase = .done(.refused(reason: "checksum mismatch: a torn or corrupted copy"))
                 } else {
-                    r.phase = .done(.fresh(sequence: sequence, step: Int(words[1])))
+                    r.phase = .done(.fresh(sequence: sequence, step: Int(words[1]),
+                                           loss: Double(bitPattern: words[4]), accuracy: Double(bitPattern: words[5])))
                 }
             default: return
             }

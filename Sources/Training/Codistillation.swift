@@ -67,6 +67,8 @@ final class Codistillation {
     /// Whether the run is asked to stop (a signal, another group's stop): a lock-step wait for a
     /// peer gives up then, since that peer may itself have stopped before publishing.
     var stopAsked: () -> Bool = { false }
+    /// The group's recent training loss and accuracy, published with each snapshot.
+    var recentHealth: () -> SnapshotHealth? = { nil }
 
     init(config: TrainConfig, group: Collectives, groupIndex: Int, spec: ModelSpec, store: ParameterStore,
          transport: SnapshotTransport?, log: @escaping (String) -> Void) {
@@ -170,7 +172,7 @@ final class Codistillation {
             log("[group \(groupIndex)] step \(step): own weights are not finite; not publishing them")
             return
         }
-        let stamp = SnapshotStamp(version: sequence(at: step), step: step)
+        let stamp = SnapshotStamp(version: sequence(at: step), step: step, health: recentHealth())
         let slot = publicationSlot(stamp.version)
         published[slot].stamp = stamp
         published[slot].values.withUnsafeMutableBufferPointer { store.writeSnapshot(to: $0.baseAddress!) }
@@ -256,7 +258,8 @@ final class Codistillation {
         for i in peers.indices where fresh[i] == 1 { peers[i].unchecked = true }
         if group.rank == 0 {
             for (i, p) in peers.enumerated() where fresh[i] == 1 {
-                log("[group \(groupIndex)] step \(step): peer \(p.name) snapshot version \(p.stamp!.version) from its step \(p.stamp!.step)")
+                log("[group \(groupIndex)] step \(step): peer \(p.name) snapshot version \(p.stamp!.version) from its step \(p.stamp!.step)"
+                    + (p.stamp!.health.map { " (\($0.summary))" } ?? ""))
             }
         }
     }
@@ -312,7 +315,8 @@ final class Codistillation {
             // The leader kept its previous snapshot when it accepted the new one.
             if fresh[i] == 1 && group.rank != 0 { keepPrevious(i) }
             let version = UInt64(stamps[2 * i])
-            peers[i].stamp = version > 0 ? SnapshotStamp(version: version, step: Int(stamps[2 * i + 1])) : nil
+            // The leader keeps its stamps as read (with the peer's health record, for its log).
+            if group.rank != 0 { peers[i].stamp = version > 0 ? SnapshotStamp(version: version, step: Int(stamps[2 * i + 1])) : nil }
             guard fresh[i] == 1 else { continue }
             group.broadcast(peers[i].store.values, count: peers[i].store.trainableCount, root: 0)
             group.broadcast(peers[i].store.buffers, count: peers[i].store.bufferCount, root: 0)

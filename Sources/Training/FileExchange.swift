@@ -66,7 +66,8 @@ final class FileExchange: SnapshotTransport {
                                       model: spec, configJSON: configJSON, created: Checkpoint.timestamp())
         let state = RunState(step: step, epoch: 0, rngWords: [0, 0, 0, 0], dataSeed: 0, stepInEpoch: 0)
         do {
-            try Checkpoint.write(path: path, store: store, optimizer: nil, metadata: meta, state: state)
+            let health = stamp.health.map { ["train_loss": $0.loss, "train_accuracy": $0.accuracy] } ?? [:]
+            try Checkpoint.write(path: path, store: store, optimizer: nil, metadata: meta, state: state, metrics: health)
             if torn, let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int {
                 truncate(path, off_t(size / 2))
             }
@@ -110,7 +111,10 @@ final class FileExchange: SnapshotTransport {
             if !problems.isEmpty { log("warning: peer \(peer): skipped newer unreadable snapshots: \(problems.joined(separator: "; "))") }
             let version = versions[peer, default: 0] + 1
             versions[peer] = version
-            return .fresh(SnapshotStamp(version: version, step: ckpt.state.step))
+            let health = ckpt.metrics["train_loss"].flatMap { loss in
+                ckpt.metrics["train_accuracy"].map { SnapshotHealth(loss: loss, accuracy: $0) }
+            }
+            return .fresh(SnapshotStamp(version: version, step: ckpt.state.step, health: health))
         }
         return problems.isEmpty ? .unchanged : .refused(reason: problems.joined(separator: "; "))
     }

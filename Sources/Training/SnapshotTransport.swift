@@ -7,7 +7,21 @@ import NN
 public struct SnapshotStamp: Equatable {
     public var version: UInt64
     public var step: Int
-    public init(version: UInt64, step: Int) { self.version = version; self.step = step }
+    /// The publisher's own view of its health when it published (nil: not sent).
+    public var health: SnapshotHealth?
+    public init(version: UInt64, step: Int, health: SnapshotHealth? = nil) {
+        self.version = version; self.step = step; self.health = health
+    }
+}
+
+/// The health record published with each snapshot: the publisher's recent training loss and
+/// accuracy (a moving average over its last steps), for the readers' logs.
+public struct SnapshotHealth: Equatable {
+    public var loss: Double
+    public var accuracy: Double
+    public init(loss: Double, accuracy: Double) { self.loss = loss; self.accuracy = accuracy }
+    /// "training loss 0.312, accuracy 91.4%"
+    public var summary: String { String(format: "its training loss %.3g, accuracy %.1f%%", loss, 100 * accuracy) }
 }
 
 /// What a read of a peer's snapshot found.
@@ -86,17 +100,19 @@ public final class RMATransport: SnapshotTransport {
     deinit { staging.deallocate() }
 
     public func publish(_ snapshot: UnsafeBufferPointer<Float>, stamp: SnapshotStamp, torn: Bool) {
-        window.publish(snapshot.baseAddress!, sequence: stamp.version, step: stamp.step, torn: torn)
+        window.publish(snapshot.baseAddress!, sequence: stamp.version, step: stamp.step,
+                       loss: stamp.health?.loss ?? .nan, accuracy: stamp.health?.accuracy ?? .nan, torn: torn)
     }
 
     public func peerNames() -> [String] { leaders.map(\.name) }
 
     func outcome(_ read: PeerWindow.Read, rank: Int, into store: ParameterStore) -> FetchOutcome? {
         switch read {
-        case .fresh(let sequence, let step):
+        case .fresh(let sequence, let step, let loss, let accuracy):
             store.readSnapshot(from: staging)
             held[rank] = sequence
-            return .fresh(SnapshotStamp(version: sequence, step: step))
+            return .fresh(SnapshotStamp(version: sequence, step: step,
+                                        health: loss.isNaN ? nil : SnapshotHealth(loss: loss, accuracy: accuracy)))
         case .refused(let reason): return .refused(reason: reason)
         case .unchanged: return .unchanged
         case .pending, .behind: return nil

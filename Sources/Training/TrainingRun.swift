@@ -32,6 +32,9 @@ public final class TrainingRun {
     var lastCheckpoint: String?
     var lastEval: (loss: Double, accuracy: Double)?
     var window = MetricsWindow()
+    /// Moving averages of the group's training loss and accuracy: the health record published
+    /// with each snapshot.
+    var recentLoss: Double?, recentAccuracy: Double?
     private var closed = false
 
     init(trainer: Trainer, spec: ModelSpec, model: Module, store: ParameterStore, optimizer: Optimizer, step: TrainingStep,
@@ -54,6 +57,9 @@ public final class TrainingRun {
         progress = Progress(enabled: groups == 1 ? trainer.world.rank == 0 : trainer.group.rank == 0, total: totalSteps,
                             logEvery: config.logEvery, log: trainer.log, prefix: groups > 1 ? "[group \(trainer.groupIndex)] " : "")
         codistillation?.stopAsked = { [unowned self] in self.stopAsked() }
+        codistillation?.recentHealth = { [unowned self] in
+            self.recentLoss.flatMap { loss in self.recentAccuracy.map { SnapshotHealth(loss: loss, accuracy: $0) } }
+        }
     }
 
     /// Ends the exchange (collective over the world for MPI windows); once on every rank.
@@ -93,6 +99,9 @@ public final class TrainingRun {
         }
         stepsDone += 1
         window.add(stats)
+        let accuracy = Double(stats.correct) / Double(max(1, stats.samples))
+        recentLoss = recentLoss.map { 0.9 * $0 + 0.1 * stats.loss } ?? stats.loss
+        recentAccuracy = recentAccuracy.map { 0.9 * $0 + 0.1 * accuracy } ?? accuracy
         try afterStep(stop: stats.stopRequested, lr: lr)
         return stepsDone < totalSteps
     }

@@ -54,6 +54,10 @@ final class CodistillationTests: XCTestCase {
         for (g, p) in [(0, 1), (1, 0)] {
             let v = versions(on.stdout, group: g, peer: p)
             XCTAssertGreaterThanOrEqual(v.count, 5, "group \(g) should log many fresh snapshots of group \(p): \(on.stdout)")
+            // Each snapshot crosses the window with its publisher's health record.
+            XCTAssert(on.stdout.split(separator: "\n").contains {
+                $0.hasPrefix("[group \(g)] step ") && $0.contains("peer group \(p) snapshot version") && $0.contains("(its training loss ")
+                    && $0.contains(", accuracy ") }, "no health record in group \(g)'s log: \(on.stdout)")
             XCTAssertEqual(v, v.sorted(), "versions only advance")
             XCTAssertEqual(Set(v).count, v.count, "each logged version is new")
             // The distillation loss column is positive after burn-in and zero before it.

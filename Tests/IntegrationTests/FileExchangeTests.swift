@@ -36,11 +36,12 @@ final class FileExchangeTests: XCTestCase {
         // a read b's snapshots from before the crash and from after the restart.
         let steps = aLog.split(separator: "\n").compactMap { line -> Int? in
             guard line.contains("peer b snapshot version"), let r = line.range(of: "from its step ") else { return nil }
-            return Int(line[r.upperBound...])
+            return Int(line[r.upperBound...].prefix(while: { $0.isNumber }))
         }
         XCTAssert(steps.contains { $0 <= resumedStep }, "snapshots before the crash: \(steps)")
         XCTAssert(steps.contains { $0 > resumedStep + 50 }, "snapshots after the restart at \(resumedStep): \(steps)")
         XCTAssert(restarted.stdout.contains("peer a snapshot version"), "the restarted job reads a again: \(restarted.output)")
+        XCTAssert(aLog.contains("(its training loss "), "snapshot files carry the publisher's health record: \(aLog)")
     }
 
     func testFileExchangeNeedsAPeerDirectory() throws {

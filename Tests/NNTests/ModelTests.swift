@@ -38,6 +38,27 @@ final class ModelTests: XCTestCase {
         XCTAssert(img.array.allSatisfy { $0 >= 0 && $0 <= 1 })
     }
 
+    /// The blocked SIMD gradient norm against a plain Double loop; a NaN or infinity anywhere
+    /// (including the scalar tail) makes it non-finite.
+    func testGradientNormMatchesANaiveSumAndSeesEveryNaN() throws {
+        let store = ParameterStore(model: try Models.make(ModelSpec(name: "mlp", inputShape: [1, 7, 9], classes: 3)), seed: 1)
+        let n = store.trainableCount
+        XCTAssertNotEqual(n % 16, 0, "the test wants a scalar tail")
+        var rng = RandomGenerator(seed: 5)
+        for i in 0..<n { store.gradients[i] = rng.normal() * 1e-3 }
+        var naive = 0.0
+        for i in 0..<n { naive += Double(store.gradients[i]) * Double(store.gradients[i]) }
+        XCTAssertEqual(store.gradientNorm(), naive.squareRoot(), accuracy: 1e-6 * naive.squareRoot())
+        for position in [0, n / 2, n - 1] {
+            let kept = store.gradients[position]
+            store.gradients[position] = .nan
+            XCTAssert(store.gradientNorm().isNaN, "a NaN at \(position) of \(n)")
+            store.gradients[position] = .infinity
+            XCTAssertFalse(store.gradientNorm().isFinite, "an infinity at \(position) of \(n)")
+            store.gradients[position] = kept
+        }
+    }
+
     func testUnknownModelSaysWhatExists() {
         XCTAssertThrowsError(try Models.make(spec("resnet9000"))) { error in
             XCTAssert("\(error)".contains("unknown model 'resnet9000'") && "\(error)".contains("cnn"), "\(error)")

@@ -114,6 +114,8 @@ final class InProcessCodistillationTests: XCTestCase {
         for job in jobs {
             let seen = snapshots(job)
             XCTAssertFalse(seen.isEmpty, "\(job.name) never took a snapshot: \(job.log)")
+            XCTAssert(job.log.contains { $0.contains("snapshot version") && $0.contains("(its training loss ") },
+                      "snapshots carry the publisher's health record: \(job.log)")
             XCTAssert(seen.allSatisfy { $0.step >= 40 }, "no exchange before the end of burn-in: \(seen)")
             XCTAssertEqual(seen.map(\.version), Array(1...seen.count), "versions advance by one per exchange: \(seen)")
             XCTAssertEqual(seen.map(\.peerStep), seen.map(\.peerStep).sorted(), "the peer's steps only advance")
