@@ -56,11 +56,9 @@ public struct StepStatistics {
 /// checkpoint or a peer. Every rank of the group sees the same sums, so all of them throw.
 public struct NonFiniteLoss: Error, CustomStringConvertible {
     public let statistics: StepStatistics
-    /// What the extra term is called in messages.
-    public let extraName: String
     public var description: String {
         if !statistics.loss.isFinite { return "the loss became \(statistics.loss)" }
-        if let extra = statistics.extra, !extra.isFinite { return "the \(extraName) became \(extra)" }
+        if let extra = statistics.extra, !extra.isFinite { return "the distillation term became \(extra)" }
         return "the gradient norm became \(statistics.gradientNorm) (the loss was \(statistics.loss))"
     }
 }
@@ -72,8 +70,6 @@ public final class TrainingStep {
     public let store: ParameterStore
     public let optimizer: Optimizer
     public let reduction: GradientReduction?
-    /// Name of `Objective.extra` in messages.
-    public var extraName = "distillation term"
     /// Fault injection for tests: runs on the averaged gradients before they are checked.
     public var gradientFault: ((ParameterStore) -> Void)?
 
@@ -104,7 +100,7 @@ public final class TrainingStep {
         gradientFault?(store)
         // After the reduction every rank holds the same gradient, so all agree on this.
         stats.gradientNorm = store.gradientNorm()
-        guard stats.isFinite else { throw NonFiniteLoss(statistics: stats, extraName: extraName) }
+        guard stats.isFinite else { throw NonFiniteLoss(statistics: stats) }
         let beforeUpdate = monotonicSeconds()
         optimizer.step(lr: lr)
         stats.updateSeconds = monotonicSeconds() - beforeUpdate

@@ -18,9 +18,7 @@ import RunConfig
 /// 3. `takeMetrics(at:)` for the metrics row: peer age and the time spent exchanging and
 ///    running the peers' forward passes since the last row.
 /// A lock-step exchange given up because the run is stopping (`Codistillation.stopAsked`).
-struct ExchangeInterrupted: Error {
-    let step: Int
-}
+struct ExchangeInterrupted: Error {}
 
 final class Codistillation {
     /// A peer group as this group knows it: a model holding its latest snapshot.
@@ -138,7 +136,7 @@ final class Codistillation {
             if step != config.burnIn && !interrupted { try publishOwn(step: step) }
         }
         if group.size > 1 { interrupted = group.broadcastDoubles([interrupted ? 1 : 0], root: 0)[0] != 0 }
-        if interrupted { throw ExchangeInterrupted(step: step) }
+        if interrupted { throw ExchangeInterrupted() }
         finishExchange(step: step, fresh: &fresh)
     }
 

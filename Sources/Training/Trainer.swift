@@ -126,8 +126,7 @@ public final class Trainer {
         }
 
         config = config.resolvingBurnIn(totalSteps: config.steps > 0 ? config.steps : config.epochs * plan.stepsPerEpoch)
-        let codistilled = (config.groups > 1 && config.exchange == .rma) || config.exchange == .files
-        if codistilled && world.rank == 0 && config.burnIn < config.exchangeEvery {
+        if exchangesWithPeers && world.rank == 0 && config.burnIn < config.exchangeEvery {
             log("warning: --burn-in \(config.burnIn) is shorter than --exchange-every \(config.exchangeEvery): the first snapshots exchanged come from models trained for \(config.burnIn) steps, and distilling towards them slows every group (docs/EXPERIMENTS.md); a burn-in of at least one exchange interval, or the default (-1: \(Int(TrainConfig.autoBurnInFraction * 100))% of the run), avoids it")
         }
 
@@ -177,9 +176,7 @@ public final class Trainer {
     /// The codistillation component when this run exchanges with peers: MPI windows connect the
     /// groups of this job, files connect groups of any jobs sharing --peer-dir.
     func makeCodistillation(spec: ModelSpec, store: ParameterStore) throws -> Codistillation? {
-        let exchanges = transportOverride != nil ? config.exchange != .none
-            : (config.groups > 1 && config.exchange == .rma) || config.exchange == .files
-        guard exchanges else { return nil }
+        guard exchangesWithPeers else { return nil }
         var transport: SnapshotTransport?
         if let transportOverride {
             transport = transportOverride
@@ -207,6 +204,13 @@ public final class Trainer {
         if let t = transport, let wrapTransport { transport = wrapTransport(t) }
         return Codistillation(config: config, group: group, groupIndex: groupIndex, spec: spec, store: store,
                               transport: transport, log: log)
+    }
+
+    /// Whether this run codistils: over MPI windows between the groups of this job, over files
+    /// with any jobs sharing --peer-dir, or over a test's transport.
+    var exchangesWithPeers: Bool {
+        transportOverride != nil ? config.exchange != .none
+            : (config.groups > 1 && config.exchange == .rma) || config.exchange == .files
     }
 
     /// The world ranks of this rank's group (contiguous blocks).

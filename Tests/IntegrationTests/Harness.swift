@@ -46,14 +46,21 @@ enum Harness {
         } else {
             command += [binary]
         }
+        var env = mpiEnvironment(extra)
+        for k in unsetting { env[k] = nil }
+        return try capture(command + args, environment: env, cwd: cwd)
+    }
+
+    /// This process's environment with what Open MPI needs here (root, a container without
+    /// ptrace for single-copy transfers, more ranks than cores), then `extra`.
+    static func mpiEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
         var env = ProcessInfo.processInfo.environment
         env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
         env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
         env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
         env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
         for (k, v) in extra { env[k] = v }
-        for k in unsetting { env[k] = nil }
-        return try capture(command + args, environment: env, cwd: cwd)
+        return env
     }
 
     /// Runs `arguments` (a command already wrapped in `timeout`, no shell) with exactly
@@ -86,15 +93,18 @@ enum Harness {
     static func start(ranks: Int, _ args: [String], log: String, timeout: Int = 180,
                       environment extra: [String: String] = [:]) throws -> Process {
         try requireBinary()
+        return try start(["-k", "5", String(timeout), "mpirun", "-np", String(ranks), "--oversubscribe", "--bind-to", "none"]
+                         + extra.keys.sorted().flatMap { ["-x", $0] } + [binary] + args,
+                         log: log, environment: mpiEnvironment(extra))
+    }
+
+    /// Starts `arguments` under `timeout` (its first arguments are timeout's) in the background
+    /// with exactly `environment`, both outputs going to `log`.
+    static func start(_ arguments: [String], log: String, environment: [String: String]) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-        p.arguments = ["-k", "5", String(timeout), "mpirun", "-np", String(ranks), "--oversubscribe", "--bind-to", "none"]
-            + extra.keys.sorted().flatMap { ["-x", $0] } + [binary] + args
-        var env = ProcessInfo.processInfo.environment
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        for (k, v) in extra { env[k] = v }
-        p.environment = env
+        p.arguments = arguments
+        p.environment = environment
         FileManager.default.createFile(atPath: log, contents: nil)
         let handle = FileHandle(forWritingAtPath: log)!
         p.standardOutput = handle
@@ -113,15 +123,21 @@ enum Harness {
         return false
     }
 
-    /// Waits until the file at `path` contains `text` (or `seconds` pass); returns whether it did.
-    static func waitFor(text: String, in path: String, seconds: Double) -> Bool {
+    /// Waits until the file at `path` contains `text`, after the first occurrence of `after` if
+    /// given (or `seconds` pass); returns whether it did.
+    static func waitFor(text: String, after: String? = nil, in path: String, seconds: Double) -> Bool {
         let end = Date().addingTimeInterval(seconds)
         while Date() < end {
-            if let s = try? String(contentsOfFile: path, encoding: .utf8), s.contains(text) { return true }
+            var s = Substring(contents(path))
+            if let after { s = s.range(of: after).map { s[$0.upperBound...] } ?? "" }
+            if s.contains(text) { return true }
             usleep(50_000)
         }
         return false
     }
+
+    /// The text of a file ("" while it does not exist).
+    static func contents(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
 
     /// The rank processes of a job started by `start` (timeout -> mpirun -> ranks), by world rank.
     static func rankProcesses(of job: Process) -> [Int: pid_t] {

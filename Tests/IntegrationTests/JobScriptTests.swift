@@ -36,13 +36,7 @@ final class JobScriptTests: XCTestCase {
     }
 
     func environment(_ extra: [String: String]) -> [String: String] {
-        var env = ProcessInfo.processInfo.environment
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
-        env["CODISTILL"] = Harness.binary
-        for (k, v) in extra { env[k] = v }
-        return env
+        Harness.mpiEnvironment(extra.merging(["CODISTILL": Harness.binary]) { a, _ in a })
     }
 
     func testPBSScriptRunsStopsOnSIGTERMAndContinues() throws {
@@ -60,18 +54,11 @@ final class JobScriptTests: XCTestCase {
         let script = Harness.root.path + "/jobs/pbs-train.pbs"
         // Preempted: PBS sends SIGTERM to the job script.
         let log = dir + "/first.log"
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let job = Process()
-        job.executableURL = URL(fileURLWithPath: "/bin/bash")
-        job.arguments = [script]
-        job.environment = env
-        let handle = FileHandle(forWritingAtPath: log)
-        job.standardOutput = handle
-        job.standardError = handle
-        try job.run()
+        let job = try Harness.start(["-k", "5", "300", "bash", script], log: log, environment: env)
         defer { if job.isRunning { job.terminate() } }
         XCTAssert(Harness.waitFor(text: "step 2000/", in: log, seconds: 120), "the PBS job never reached step 2000")
-        kill(job.processIdentifier, SIGTERM)
+        // To the job script itself (under timeout), as PBS sends it.
+        kill(try XCTUnwrap(Harness.children(job.processIdentifier).first), SIGTERM)
         let deadline = Date().addingTimeInterval(60)
         while job.isRunning && Date() < deadline { usleep(100_000) }
         XCTAssertFalse(job.isRunning, "the PBS script did not end within 60 s of SIGTERM")

@@ -42,11 +42,8 @@ final class SlurmTests: XCTestCase {
 
     /// The environment a job is submitted with (sbatch passes it on to the batch script).
     func jobEnvironment(data: String, checkpoints: String) -> [String: String] {
-        var env = ProcessInfo.processInfo.environment
+        var env = Harness.mpiEnvironment()
         env["SLURM_CONF"] = Self.clusterDirectory + "/slurm.conf"
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
         env["CODISTILL"] = Harness.binary
         env["MODEL"] = "mlp"
         env["DATA_DIR"] = data
@@ -70,18 +67,10 @@ final class SlurmTests: XCTestCase {
         return r.stdout
     }
 
-    func text(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+    func text(_ path: String) -> String { Harness.contents(path) }
 
-    /// Waits until `text` appears in `path` after the first occurrence of `after` (if given).
     func waitFor(_ text: String, after: String? = nil, in path: String, seconds: Double) -> Bool {
-        let end = Date().addingTimeInterval(seconds)
-        while Date() < end {
-            var s = Substring(self.text(path))
-            if let after { s = s.range(of: after).map { s[$0.upperBound...] } ?? "" }
-            if s.contains(text) { return true }
-            usleep(100_000)
-        }
-        return false
+        Harness.waitFor(text: text, after: after, in: path, seconds: seconds)
     }
 
     func testJobScriptsUnderSbatchAndARequeuedLockStepJobEndWithTheSameWeights() throws {
