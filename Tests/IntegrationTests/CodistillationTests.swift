@@ -108,7 +108,10 @@ final class CodistillationTests: XCTestCase {
         let dir = Harness.temporaryDirectory("ring")
         try Harness.writeTinyIDX(in: dir)
         let r = try Harness.run(ranks: 3, ["train", "--data", dir, "--model", "mlp", "--groups", "3", "--topology", "ring",
-                                           "--steps", "30", "--batch", "8", "--exchange-every", "5", "--burn-in", "5", "--checkpoint-dir", dir + "/ck"])
+                                           "--steps", "30", "--batch", "8", "--exchange-every", "5", "--burn-in", "5", "--checkpoint-dir", dir + "/ck",
+                                           // Lock-step: every group takes its predecessor's snapshots whatever the timing
+                                           // (asynchronously, one of 3 groups on 2 cores could finish before reading any snapshot).
+                                           "--exchange-mode", "lockstep"])
         XCTAssertEqual(r.status, 0, r.output)
         for g in 0..<3 {
             XCTAssertFalse(versions(r.stdout, group: g, peer: (g + 2) % 3).isEmpty, "group \(g) follows group \((g + 2) % 3): \(r.stdout)")
