@@ -6,6 +6,9 @@
 /// Swift (like C without -ffast-math) will not reorder a floating-point sum, so a plain
 /// `for i in 0..<n { s += p[i] }` runs one add at a time. These keep 16 (or 32) partial sums in
 /// vector registers; the result differs from a sequential sum only by rounding order.
+///
+/// Loop counters wrap (&+): n is a buffer length, so i + 32 cannot overflow, and -O would
+/// otherwise check every increment of these inner loops.
 public enum Vector {
     public typealias V = SIMD16<Float>
 
@@ -18,10 +21,10 @@ public enum Vector {
     @inline(__always)
     public static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
         var a = V(), b = V(), i = 0
-        while i + 32 <= n { a += load(p + i); b += load(p + i + 16); i += 32 }
-        if i + 16 <= n { a += load(p + i); i += 16 }
+        while i &+ 32 <= n { a += load(p + i); b += load(p + (i &+ 16)); i &+= 32 }
+        if i &+ 16 <= n { a += load(p + i); i &+= 16 }
         var s = (a + b).sum()
-        while i < n { s += p[i]; i += 1 }
+        while i < n { s += p[i]; i &+= 1 }
         return s
     }
 
@@ -30,13 +33,13 @@ public enum Vector {
     public static func sumSquaredDeviations(_ p: UnsafePointer<Float>, _ n: Int, mean mu: Float) -> Float {
         var a = V(), b = V(), i = 0
         let m = V(repeating: mu)
-        while i + 32 <= n {
-            let d0 = load(p + i) - m, d1 = load(p + i + 16) - m
-            a += d0 * d0; b += d1 * d1; i += 32
+        while i &+ 32 <= n {
+            let d0 = load(p + i) - m, d1 = load(p + (i &+ 16)) - m
+            a += d0 * d0; b += d1 * d1; i &+= 32
         }
-        if i + 16 <= n { let d = load(p + i) - m; a += d * d; i += 16 }
+        if i &+ 16 <= n { let d = load(p + i) - m; a += d * d; i &+= 16 }
         var s = (a + b).sum()
-        while i < n { let d = p[i] - mu; s += d * d; i += 1 }
+        while i < n { let d = p[i] - mu; s += d * d; i &+= 1 }
         return s
     }
 
@@ -48,20 +51,20 @@ public enum Vector {
         var s = V(), d = V(), i = 0
         let zero = V()
         if let y {
-            while i + 16 <= n {
+            while i &+ 16 <= n {
                 let g = load(dy + i).replacing(with: 0, where: load(y + i) .<= zero)
-                s += g; d += g * load(x + i); i += 16
+                s += g; d += g * load(x + i); i &+= 16
             }
         } else {
-            while i + 16 <= n {
+            while i &+ 16 <= n {
                 let g = load(dy + i)
-                s += g; d += g * load(x + i); i += 16
+                s += g; d += g * load(x + i); i &+= 16
             }
         }
         var ss = s.sum(), dd = d.sum()
         while i < n {
             let g = (y != nil && y![i] <= 0) ? 0 : dy[i]
-            ss += g; dd += g * x[i]; i += 1
+            ss += g; dd += g * x[i]; i &+= 1
         }
         return (ss, dd)
     }
@@ -73,14 +76,14 @@ public enum Vector {
         let va = V(repeating: a), vb = V(repeating: b), zero = V()
         var i = 0
         if relu {
-            while i + 16 <= n {
+            while i &+ 16 <= n {
                 let v = load(x + i) * va + vb
-                store(v.replacing(with: 0, where: v .< zero), out + i); i += 16
+                store(v.replacing(with: 0, where: v .< zero), out + i); i &+= 16
             }
-            while i < n { out[i] = max(0, x[i] * a + b); i += 1 }
+            while i < n { out[i] = max(0, x[i] * a + b); i &+= 1 }
         } else {
-            while i + 16 <= n { store(load(x + i) * va + vb, out + i); i += 16 }
-            while i < n { out[i] = x[i] * a + b; i += 1 }
+            while i &+ 16 <= n { store(load(x + i) * va + vb, out + i); i &+= 16 }
+            while i < n { out[i] = x[i] * a + b; i &+= 1 }
         }
     }
 
@@ -88,8 +91,8 @@ public enum Vector {
     @inline(__always)
     public static func addInPlace(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
         var i = 0
-        while i + 16 <= n { store(load(dst + i) + load(src + i), dst + i); i += 16 }
-        while i < n { dst[i] += src[i]; i += 1 }
+        while i &+ 16 <= n { store(load(dst + i) + load(src + i), dst + i); i &+= 16 }
+        while i < n { dst[i] += src[i]; i &+= 1 }
     }
 
     /// out[i] = a * x[i] + b, or out[i] += a * x[i] + b when `accumulate`.
@@ -99,8 +102,8 @@ public enum Vector {
         guard accumulate else { affine(x, out, n, scale: a, shift: b, relu: false); return }
         let va = V(repeating: a), vb = V(repeating: b)
         var i = 0
-        while i + 16 <= n { store(load(out + i) + load(x + i) * va + vb, out + i); i += 16 }
-        while i < n { out[i] += x[i] * a + b; i += 1 }
+        while i &+ 16 <= n { store(load(out + i) + load(x + i) * va + vb, out + i); i &+= 16 }
+        while i < n { out[i] += x[i] * a + b; i &+= 1 }
     }
 
     /// out[i] (+)= a * g[i] + b * x[i] + c, with g = dy masked by y <= 0 when `mask` is given.
@@ -110,19 +113,19 @@ public enum Vector {
                                a: Float, b: Float, c: Float, accumulate: Bool) {
         let va = V(repeating: a), vb = V(repeating: b), vc = V(repeating: c), zero = V()
         var i = 0
-        while i + 16 <= n {
+        while i &+ 16 <= n {
             var g = load(dy + i)
             if let y { g = g.replacing(with: 0, where: load(y + i) .<= zero) }
             var v = va * g + vb * load(x + i) + vc
             if accumulate { v += load(out + i) }
             store(v, out + i)
-            i += 16
+            i &+= 16
         }
         while i < n {
             let g = (y != nil && y![i] <= 0) ? 0 : dy[i]
             let v = a * g + b * x[i] + c
             out[i] = accumulate ? out[i] + v : v
-            i += 1
+            i &+= 1
         }
     }
 }

@@ -10,6 +10,9 @@
 /// gradients are held at zero so they contribute nothing to dW or dx. Cost: the GEMMs grow by
 /// Wp/Wo (16/14 for 14x14 maps), far less than the copies saved.
 ///
+/// The helpers' index arithmetic wraps (&+, &*): every index is bounded by the geometry, whose
+/// sizes conv2d checked, and -O's overflow checks in these per-row loops showed in callgrind.
+///
 /// Layout: the padded input of one sample is C planes of Hp x Wp, plus kw floats of slack
 /// (a row slice of the last channel runs up to kw-1 floats past its plane; those floats only feed
 /// garbage columns). Everything per sample stays in L2.
@@ -33,8 +36,8 @@ struct PaddedWidthConv {
     func fillInterior(_ x: UnsafePointer<Float>, _ padded: UnsafeMutablePointer<Float>) {
         let p = g.padding
         for c in 0..<g.c {
-            let src = x + c * g.h * g.w, dst = padded + c * plane + p * wp + p
-            for r in 0..<g.h { (dst + r * wp).update(from: src + r * g.w, count: g.w) }
+            let src = x + c &* g.h &* g.w, dst = padded + (c &* plane &+ p &* wp &+ p)
+            for r in 0..<g.h { (dst + r &* wp).update(from: src + r &* g.w, count: g.w) }
         }
     }
 
@@ -45,8 +48,8 @@ struct PaddedWidthConv {
         for c in 0..<g.c {
             for i in 0..<g.kh {
                 for j in 0..<g.kw {
-                    (col + row * wideCount).update(from: padded + c * plane + i * wp + j, count: wideCount)
-                    row += 1
+                    (col + row &* wideCount).update(from: padded + (c &* plane &+ i &* wp &+ j), count: wideCount)
+                    row &+= 1
                 }
             }
         }
@@ -58,7 +61,7 @@ struct PaddedWidthConv {
         for o in 0..<g.o {
             let b = bias?[o] ?? 0
             for oh in 0..<g.ho {
-                let src = wide + o * wideCount + oh * wp, dst = y + (o * g.ho + oh) * g.wo
+                let src = wide + (o &* wideCount &+ oh &* wp), dst = y + (o &* g.ho &+ oh) &* g.wo
                 if bias != nil {
                     for ow in 0..<g.wo { dst[ow] = src[ow] + b }
                 } else {
@@ -73,7 +76,7 @@ struct PaddedWidthConv {
     func widen(_ dy: UnsafePointer<Float>, _ wide: UnsafeMutablePointer<Float>) {
         for o in 0..<g.o {
             for oh in 0..<g.ho {
-                (wide + o * wideCount + oh * wp).update(from: dy + (o * g.ho + oh) * g.wo, count: g.wo)
+                (wide + (o &* wideCount &+ oh &* wp)).update(from: dy + (o &* g.ho &+ oh) &* g.wo, count: g.wo)
             }
         }
     }
@@ -86,8 +89,8 @@ struct PaddedWidthConv {
         for c in 0..<g.c {
             for i in 0..<g.kh {
                 for j in 0..<g.kw {
-                    Vector.addInPlace(dcol + row * wideCount, dPadded + c * plane + i * wp + j, wideCount)
-                    row += 1
+                    Vector.addInPlace(dcol + row &* wideCount, dPadded + (c &* plane &+ i &* wp &+ j), wideCount)
+                    row &+= 1
                 }
             }
         }
@@ -98,12 +101,12 @@ struct PaddedWidthConv {
     func extractInterior(_ dPadded: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let p = g.padding
         for c in 0..<g.c {
-            let src = dPadded + c * plane + p * wp + p, dst = dx + c * g.h * g.w
+            let src = dPadded + (c &* plane &+ p &* wp &+ p), dst = dx + c &* g.h &* g.w
             for r in 0..<g.h {
                 if accumulate {
-                    Vector.addInPlace(src + r * wp, dst + r * g.w, g.w)
+                    Vector.addInPlace(src + r &* wp, dst + r &* g.w, g.w)
                 } else {
-                    (dst + r * g.w).update(from: src + r * wp, count: g.w)
+                    (dst + r &* g.w).update(from: src + r &* wp, count: g.w)
                 }
             }
         }
