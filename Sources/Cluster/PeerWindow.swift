@@ -127,6 +127,25 @@ public final class PeerWindow {
         MPI_Win_sync(window)
     }
 
+    /// A plain blocking `MPI_Get` of `bytes` from `rank`'s first slot, no checks: the raw-MPI
+    /// reference `bench window` compares the checked reads with.
+    public func rawGet(_ into: UnsafeMutableRawPointer, bytes: Int, from rank: Int) {
+        MPI_Get(into, Int32(bytes), cd_mpi_byte(), Int32(rank), MPI_Aint(Self.headerBytes), Int32(bytes), cd_mpi_byte(), window)
+        MPI_Win_flush(Int32(rank), window)
+    }
+
+    /// Reads `rank`'s newest snapshot the way training does (header, slot, checks, copy out),
+    /// waiting for it: for `bench window`'s timing, not for training.
+    @discardableResult
+    public func readChecked(from rank: Int, into: UnsafeMutablePointer<Float>) -> Read {
+        beginNewest(from: rank)
+        while true {
+            advance(rank)
+            let read = take(from: rank, into: into)
+            if read != .pending { return read }
+        }
+    }
+
     func reading(_ rank: Int) -> Reading {
         if let r = readings[rank] { return r }
         let r = Reading(slotBytes: slotBytes)

@@ -6,7 +6,7 @@ import NN
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "bench",
         abstract: "Benchmarks (build with -c release: debug figures mean nothing).",
-        subcommands: [BenchEngine.self, BenchScaling.self, BenchScalingWorker.self])
+        subcommands: [BenchEngine.self, BenchScaling.self, BenchScalingWorker.self, BenchWindow.self])
 }
 
 /// Training throughput of one model on one thread, the figure `bench/compare_engine.py` sets

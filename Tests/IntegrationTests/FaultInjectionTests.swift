@@ -75,6 +75,58 @@ final class FaultInjectionTests: XCTestCase {
         XCTAssertFalse(stepFiles(dir + "/ck/group-0").contains { $0.hasSuffix(".tmp") }, "the killed write's .tmp stays")
     }
 
+    /// The whole job killed at once: `kill -9` of mpirun while a checkpoint is half written.
+    /// Its ranks lose their launcher and must end within seconds, not train on unsupervised.
+    func testKillNineOfMpirunMidCheckpointEndsEveryRankAndLosesNothing() throws {
+        let dir = Harness.temporaryDirectory("fault-kill9-mpirun")
+        try Harness.writeTinyIDX(in: dir)
+        let job = try Harness.start(ranks: 2, trainArgs(dir, groups: 1, steps: 2_000_000) + ["--resume", "auto"], log: dir + "/log",
+                                    timeout: 120, environment: ["CODISTILL_FAULT_SLOW_CHECKPOINT_SECONDS": "3"])
+        defer { if job.isRunning { job.terminate() } }
+        XCTAssert(Harness.waitFor(dir + "/ck/group-0/step-00000020.h5", seconds: 60), "no first checkpoint")
+        XCTAssert(Harness.waitFor(dir + "/ck/group-0/step-00000040.h5.tmp", seconds: 60), "the second checkpoint never started")
+        let ranks = Harness.rankProcesses(of: job)
+        XCTAssertEqual(ranks.count, 2, "both ranks should be running")
+        let mpirun = try XCTUnwrap(Harness.mpirunProcess(of: job))
+        let killed = Date()
+        kill(mpirun, SIGKILL)
+        job.waitUntilExit()
+        while ranks.values.contains(where: { kill($0, 0) == 0 }) && Date().timeIntervalSince(killed) < 30 { usleep(100_000) }
+        let lasted = Date().timeIntervalSince(killed)
+        XCTAssertFalse(ranks.values.contains { kill($0, 0) == 0 }, "ranks outlived the killed mpirun by 30 s")
+        XCTAssertLessThan(lasted, 15, "ranks outlived the killed mpirun by more than seconds")
+        XCTAssertEqual(stepFiles(dir + "/ck/group-0").filter { $0.hasSuffix(".h5") }, ["step-00000020.h5"])
+        try assertReadable(dir + "/ck/group-0/step-00000020.h5")
+
+        let resumed = try Harness.run(ranks: 2, trainArgs(dir, groups: 1, steps: 60) + ["--resume", "auto"], timeout: 60)
+        XCTAssertEqual(resumed.status, 0, resumed.output)
+        XCTAssert(resumed.output.contains("resumed from \(dir)/ck/group-0/step-00000020.h5 at step 20"), resumed.output)
+        XCTAssertFalse(stepFiles(dir + "/ck/group-0").contains { $0.hasSuffix(".tmp") }, "the killed write's .tmp stays")
+    }
+
+    /// Real torn reads of the snapshot window: a publisher rewrites its snapshots back to back
+    /// while a reader copies them (shared memory within a node: the reader copies while the
+    /// publisher writes; osc pt2pt, the multi-host path: a large read is served in fragments
+    /// between which the publisher writes). Every copy the window accepts must be exactly a
+    /// published snapshot, and the run must have overlapped reads with rewrites (caught ones
+    /// counted), or it proves nothing.
+    func testTornWindowReadsAreCaughtAndNoneAccepted() throws {
+        for (label, extra, floats) in [("shared memory", [String](), "4096"), ("osc pt2pt", ["--mca", "osc", "pt2pt"], "262144")] {
+            try Harness.requireBinary()
+            let command = ["-k", "5", "60", "mpirun", "-np", "2", "--oversubscribe", "--bind-to", "none"] + extra
+                + [Harness.binary, "bench", "window", "--floats", floats, "--seconds", "2", "--json"]
+            let r = try Harness.capture(command, environment: Harness.mpiEnvironment())
+            XCTAssertEqual(r.status, 0, "\(label): \(r.output)")
+            let line = try XCTUnwrap(r.output.split(separator: "\n").last { $0.hasPrefix("{") }, r.output)
+            let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let n = { (k: String) in (o[k] as? Int) ?? -1 }
+            XCTAssertEqual(n("corrupt_accepted"), 0, "\(label): a torn copy was accepted: \(line)")
+            XCTAssertGreaterThan(n("accepted"), 10, "\(label): \(line)")
+            XCTAssertGreaterThan(n("torn_caught") + n("lapped_caught"), 0, "\(label): no read overlapped a rewrite: \(line)")
+            print("bench window, \(label): \(line)")
+        }
+    }
+
     /// A checkpoint folder on a 1 MiB tmpfs (root only: CI runs as root): the checkpoints fill it.
     func testFullDiskStopsWithAMessageAndKeepsTheLastCompleteCheckpoint() throws {
         let dir = Harness.temporaryDirectory("fault-full")
