@@ -57,7 +57,7 @@ let package = Package(
         .target(name: "NN", dependencies: ["Engine"], swiftSettings: fastMath),
         // The one HDF5 layer: open/create with the process-wide policy, atomic writes, typed
         // attributes and datasets. The only target that calls the HDF5 C API.
-        .target(name: "HDF5", dependencies: ["CHDF5"]),
+        .target(name: "HDF5", dependencies: ["CHDF5", "CZlib"]),
         // Datasets: IDX (gzip or raw), CIFAR binary, HDF5; shuffling, sharding, augmentation.
         .target(name: "Data", dependencies: ["Engine", "HDF5", "CZlib"], swiftSettings: fastMath),
         // HDF5 checkpoints of the parameter store, optimizer state and run metadata.
@@ -95,12 +95,12 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "Engine"], exclude: ["Golden"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "Engine", "CHDF5"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "NN", "Engine", "CHDF5"]),
-        .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
+        .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "CHDF5"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "RunConfig", "Inference", "DataFree"]),
         .testTarget(name: "DataFreeTests", dependencies: ["DataFree", "NN", "Engine"]),
         // Every reader of untrusted input on mutated files (a seeded mutator; docs/FUZZING.md).
         // Fixtures.swift is a link to DataTests' (test targets cannot depend on each other).
-        .testTarget(name: "FuzzTests", dependencies: ["Data", "Checkpoint", "RunConfig", "NN", "Engine", "CHDF5"]),
+        .testTarget(name: "FuzzTests", dependencies: ["Data", "Checkpoint", "RunConfig", "NN", "Engine", "HDF5", "CHDF5"]),
         // Runs the release binary under mpirun (scripts/test.sh builds it first).
         .testTarget(name: "IntegrationTests", dependencies: ["Checkpoint"]),
     ],

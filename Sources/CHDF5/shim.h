@@ -21,6 +21,7 @@ static inline hid_t cd_h5t_std_u8le(void) { return H5T_STD_U8LE; }
 static inline hid_t cd_h5t_std_u64le(void) { return H5T_STD_U64LE; }
 static inline hid_t cd_h5t_c_s1(void) { return H5T_C_S1; }
 static inline hid_t cd_h5p_file_access(void) { return H5P_FILE_ACCESS; }
+static inline hid_t cd_h5p_file_create(void) { return H5P_FILE_CREATE; }
 static inline hid_t cd_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }
 static inline hid_t cd_h5p_link_create(void) { return H5P_LINK_CREATE; }
 static inline unsigned cd_h5f_acc_trunc(void) { return H5F_ACC_TRUNC; }

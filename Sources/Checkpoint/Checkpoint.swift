@@ -257,6 +257,10 @@ public enum Checkpoint {
             case .emptyFile:
                 throw CheckpointError("checkpoint \(path) is empty (0 bytes): its write was cut off. Delete it and use an older "
                                       + "checkpoint of the group (resume picks the newest complete one).")
+            case .failsSeal:
+                throw CheckpointError("checkpoint \(path) is \(e.reason). Delete it and use an "
+                                      + "older checkpoint of the group (resume picks the newest complete one); if you changed it on purpose "
+                                      + "with another HDF5 tool, `codistill inspect --reseal \(path)` seals it again.")
             case .notHDF5:
                 throw CheckpointError("\(path) is not an HDF5 file (it lacks the HDF5 signature), so it is not a codistill "
                                       + "checkpoint. Pass a step-<8-digit step>.h5 file written by codistill.")
@@ -289,6 +293,14 @@ public enum Checkpoint {
             throw CheckpointError("checkpoint \(path) has an invalid format_version \(version); it is damaged.")
         }
         return file
+    }
+
+    /// Seals `path` again (HDF5Seal) after a deliberate edit by another HDF5 tool, so that it
+    /// opens; the checks of `read` still apply after it.
+    public static func reseal(path: String) throws {
+        do { try HDF5Seal.seal(path) } catch let e as HDF5Error {
+            throw CheckpointError("cannot seal \(path): \(e.reason); \(e.fix).")
+        }
     }
 
     public static func read(path: String) throws -> LoadedCheckpoint {

@@ -39,7 +39,7 @@ enum HDF5Reader {
             return try HDF5File.open(path)
         } catch let e as HDF5Error {
             switch e.problem {
-            case .missingFile, .isDirectory, .permissionDenied, .emptyFile, .notHDF5:
+            case .missingFile, .isDirectory, .permissionDenied, .emptyFile, .notHDF5, .failsSeal:
                 throw DataError(e.description)
             default:
                 throw DataError("\(path) could not be opened as an HDF5 file (damaged or truncated?); check it with `h5dump -H \(path)` "

@@ -10,6 +10,9 @@ public struct HDF5Error: Error, CustomStringConvertible, LocalizedError {
         case notHDF5
         /// Opening: it has the signature but HDF5 cannot open it (truncated or damaged).
         case damaged
+        /// Opening: the file's seal (HDF5Seal) does not match its contents: cut short, or bytes
+        /// changed after it was written. libhdf5 never saw it.
+        case failsSeal
         /// A group, dataset or attribute that is not in the file.
         case missingObject
         /// An object of another kind or element type than the one asked for.

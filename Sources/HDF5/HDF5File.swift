@@ -29,22 +29,30 @@ public final class HDF5File {
 
     // MARK: Signature
 
-    /// The 8 bytes every HDF5 file starts with (files with a user block are not recognised).
-    static let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+    /// The 8 bytes that start an HDF5 superblock: at byte 0, or after a user block at byte 512,
+    /// 1024, 2048, ... (a seal, HDF5Seal, is such a block).
+    public static let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
 
-    /// True when `path` is a readable file that starts with the HDF5 signature.
+    /// True when `path` is a readable file with the HDF5 signature where HDF5 looks for one.
     public static func hasSignature(_ path: String) -> Bool {
-        guard let h = FileHandle(forReadingAtPath: path) else { return false }
+        guard let h = FileHandle(forReadingAtPath: path), let size = try? h.seekToEnd() else { return false }
         defer { try? h.close() }
-        return [UInt8](h.readData(ofLength: signature.count)) == signature
+        var offset: UInt64 = 0
+        while offset + UInt64(signature.count) <= size {
+            guard (try? h.seek(toOffset: offset)) != nil else { return false }
+            if [UInt8](h.readData(ofLength: signature.count)) == signature { return true }
+            offset = offset == 0 ? UInt64(HDF5Seal.userBlockBytes) : offset * 2
+        }
+        return false
     }
 
     // MARK: Opening
 
     /// Opens `path` read-only with the library policy (`HDF5Library`). A file that cannot be
     /// opened throws the precise problem: `.missingFile`, `.isDirectory`, `.permissionDenied`,
-    /// `.emptyFile`, `.notHDF5` (no signature) or `.damaged` (the signature, but HDF5 refuses it:
-    /// typically truncated).
+    /// `.emptyFile`, `.notHDF5` (no signature), `.failsSeal` (a file codistill wrote, changed or
+    /// cut short since: refused before libhdf5 parses it) or `.damaged` (the signature, but HDF5
+    /// refuses it: typically truncated).
     public static func open(_ path: String) throws -> HDF5File {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -52,6 +60,10 @@ public final class HDF5File {
         }
         if isDirectory.boolValue {
             throw HDF5Error(.isDirectory, file: path, "it is a folder, not an HDF5 file", fix: "pass a file in it")
+        }
+        if case .broken(let why) = HDF5Seal.check(path) {
+            throw HDF5Error(.failsSeal, file: path, "truncated or damaged: \(why)",
+                            fix: "use another copy or write it again (`h5dump -H \(path)` shows what is left)")
         }
         let fapl = try HDF5Library.fileAccessList(strongClose: false, file: path)
         defer { H5Pclose(fapl) }
@@ -79,7 +91,7 @@ public final class HDF5File {
 
     /// Writes `path` atomically: `body` fills a new file at `<path>.tmp` (in the same folder, which
     /// must exist), which is then flushed, closed, fsync'd and renamed over `path`, and the folder
-    /// is fsync'd. A crash leaves any previous `path` whole (and at worst the `.tmp` file). On any
+    /// is fsync'd. The file is sealed (HDF5Seal) before it is synced. A crash leaves any previous `path` whole (and at worst the `.tmp` file). On any
     /// error, including one `body` throws (rethrown as is), the temporary file is removed and an
     /// existing `path` is left untouched.
     public static func createAtomically(at path: String, _ body: (HDF5Group) throws -> Void) throws {
@@ -92,7 +104,10 @@ public final class HDF5File {
                       fix: "check that \(folder) is writable and its disk has space")
         }
         errno = 0
-        let id = H5Fcreate(tmp, cd_h5f_acc_trunc(), cd_h5p_default(), fapl)
+        let fcpl = H5Pcreate(cd_h5p_file_create())
+        defer { H5Pclose(fcpl) }
+        H5Pset_userblock(fcpl, hsize_t(HDF5Seal.userBlockBytes))
+        let id = H5Fcreate(tmp, cd_h5f_acc_trunc(), fcpl, fapl)
         guard id >= 0 else { throw fail("cannot create the file") }
         let file: HDF5File
         do { file = try HDF5File(id: id, path: tmp) } catch { unlink(tmp); throw error }
@@ -106,6 +121,7 @@ public final class HDF5File {
             file.isOpen = false
             errno = 0
             guard H5Fclose(id) >= 0 else { throw fail("cannot close the file") }
+            try HDF5Seal.seal(tmp)
             try syncToDisk(tmp, directory: false)
             errno = 0
             guard rename(tmp, path) == 0 else { throw fail("cannot rename it to \(path)") }

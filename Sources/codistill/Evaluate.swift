@@ -95,8 +95,16 @@ struct Inspect: ParsableCommand {
         abstract: "Print an HDF5 checkpoint: tree, shapes, dtypes, step, config, metrics, parameter count and size.")
     @Argument(help: "Checkpoint file (.h5).") var checkpoint: String
     @Flag(help: "JSON output.") var json = false
+    @Flag(help: "Seal the file again first: after changing a checkpoint on purpose with another HDF5 tool (h5py), whose edit the old seal refuses as damage.")
+    var reseal = false
     func run() throws {
-        do { print(try Checkpoint.describe(path: checkpoint, json: json)) } catch {
+        do {
+            if reseal {
+                try Checkpoint.reseal(path: checkpoint)
+                print("sealed \(checkpoint) again")
+            }
+            print(try Checkpoint.describe(path: checkpoint, json: json))
+        } catch {
             fputs("codistill: error: \(error)\n", stderr)
             throw ExitCode(1)
         }

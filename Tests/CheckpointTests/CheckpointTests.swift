@@ -309,6 +309,9 @@ final class CheckpointTests: XCTestCase {
         H5Aclose(version)
         H5Sclose(scalar)
         H5Fclose(f)
+        // Edited by another tool, the seal refuses it and names the way to seal it again.
+        assertThrows(try Checkpoint.read(path: newer), contains: [newer, "changed after it was written", "inspect --reseal"])
+        try Checkpoint.reseal(path: newer)
         assertThrows(try Checkpoint.read(path: newer), contains: [newer, "format_version 2", "newer than this build", "Upgrade"])
         XCTAssertNil(Checkpoint.latest(directory: dir.path, group: 0).path)
 
@@ -317,6 +320,7 @@ final class CheckpointTests: XCTestCase {
         f = H5Fopen(broken, cd_h5f_acc_rdwr(), cd_h5p_default())
         XCTAssertGreaterThanOrEqual(H5Ldelete(f, "/state/rng", cd_h5p_default()), 0)
         H5Fclose(f)
+        try Checkpoint.reseal(path: broken)
         assertThrows(try Checkpoint.read(path: broken), contains: [broken, "/state/rng is missing"])
     }
 

@@ -41,15 +41,17 @@ final class CheckpointFuzzTests: XCTestCase {
         XCTAssertNoThrow(try read(), "the seed checkpoint must load")
 
         let heapIndexes = GlobalHeapIndexes.ranges(in: seed)
+        let attributeSizes = AttributeDescriptions.ranges(in: seed)
+        XCTAssertFalse(attributeSizes.isEmpty, "the attribute messages should be found")
         XCTAssertFalse(heapIndexes.isEmpty, "the string attributes' heap IDs should be found")
         var campaign = Campaign("checkpoint")
         try campaign.run(input: { _, rng in
             var mutator = ByteMutator(rng: SplitMix64(seed: rng.next()))
             // As for HDF5 datasets: HDF5 rejects moved bytes on opening, in-place ones reach the objects.
             var (bytes, applied) = mutator.mutate(seed, kinds: ByteMutator.inPlace)
-            GlobalHeapIndexes.restore(heapIndexes, of: seed, in: &bytes)
+            GlobalHeapIndexes.restore(heapIndexes + attributeSizes, of: seed, in: &bytes)
             try Fixtures.write(bytes, to: target)
-            return "\(bytes.count) bytes, \(applied)"
+            return "\(bytes.count) bytes, \(applied)" + Reseal.mostInputs(target, rng: &rng)
         }, read: read)
     }
 }

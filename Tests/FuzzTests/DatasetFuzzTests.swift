@@ -20,9 +20,9 @@ final class DatasetFuzzTests: DataTestCase {
     /// Mutates one of `files` (each starts as its seed bytes) per input, restoring the others;
     /// `read` is given the mutated file.
     func fuzzFiles(_ name: String, _ files: [String], kinds: [ByteMutator.Kind] = ByteMutator.Kind.allCases,
-                   sparingHeapIndexes: Bool = false, read: @escaping (String) throws -> Void) throws {
+                   sparingLibraryCrashes: Bool = false, resealing: Bool = false, read: @escaping (String) throws -> Void) throws {
         let seeds = try files.map { try [UInt8](Foundation.Data(contentsOf: URL(fileURLWithPath: $0))) }
-        let spared = seeds.map { sparingHeapIndexes ? GlobalHeapIndexes.ranges(in: $0) : [] }
+        let spared = seeds.map { sparingLibraryCrashes ? GlobalHeapIndexes.ranges(in: $0) + AttributeDescriptions.ranges(in: $0) : [] }
         for f in files { XCTAssertNoThrow(try read(f), "the seed \(f) must load") }
         var campaign = Campaign(name)
         var previous = 0
@@ -35,6 +35,7 @@ final class DatasetFuzzTests: DataTestCase {
             try Fixtures.write(bytes, to: files[k])
             previous = k
             return "\(URL(fileURLWithPath: files[k]).lastPathComponent), \(bytes.count) bytes, \(applied)"
+                + (resealing ? Reseal.mostInputs(files[k], rng: &rng) : "")
         }, read: { try read(files[previous]) })
     }
 
@@ -89,7 +90,7 @@ final class DatasetFuzzTests: DataTestCase {
         // HDF5 checks the file's end against the superblock's on opening, so mutations that
         // move bytes are rejected there; the ones that keep the layout reach the object headers.
         // The string attributes' heap indexes are spared: libhdf5 crashes on them (GlobalHeapIndexes).
-        try fuzzFiles("hdf5", [uint8, float, single], kinds: ByteMutator.inPlace, sparingHeapIndexes: true) {
+        try fuzzFiles("hdf5", [uint8, float, single], kinds: ByteMutator.inPlace, sparingLibraryCrashes: true, resealing: true) {
             try self.readEverything($0)
         }
     }

@@ -1,3 +1,4 @@
+import HDF5
 import Foundation
 
 /// SplitMix64: a tiny PRNG whose whole state is one word, so a failing input is reproduced from
@@ -152,9 +153,12 @@ enum GlobalHeapIndexes {
         var out: [Range<Int>] = []
         for at in 0..<max(file.count - 16 + 1, 0) where Array(file[at..<(at + 4)]) == signature {
             out.append(at..<min(file.count, at + Int(clamping: min(word(at: at + 8), UInt64(file.count)))))
-            let address = (0..<8).map { UInt8(truncatingIfNeeded: UInt64(at) >> (8 * UInt64($0))) }
-            for id in 4..<max(file.count - 12 + 1, 4) where Array(file[id..<(id + 8)]) == address {
-                out.append((id - 4)..<(id + 12))
+            // Addresses are relative to the superblock, which a seal's user block moves to byte 512.
+            for base in [0, HDF5Seal.userBlockBytes] where at >= base {
+                let address = (0..<8).map { UInt8(truncatingIfNeeded: UInt64(at - base) >> (8 * UInt64($0))) }
+                for id in 4..<max(file.count - 12 + 1, 4) where Array(file[id..<(id + 8)]) == address {
+                    out.append((id - 4)..<(id + 12))
+                }
             }
         }
         return out
@@ -163,5 +167,44 @@ enum GlobalHeapIndexes {
     /// `bytes` with those ranges put back as in `seed` (where `bytes` still reaches them).
     static func restore(_ ranges: [Range<Int>], of seed: [UInt8], in bytes: inout [UInt8]) {
         for r in ranges { for i in r where i < bytes.count { bytes[i] = seed[i] } }
+    }
+}
+
+/// The second class left out, for the same reason: the description of an attribute in a
+/// version-1 object header (its name, datatype and dataspace sizes and encodings; its value is
+/// still mutated). HDF5 1.10.8 decodes an attribute whose name size was raised (5 -> 7) or whose
+/// integer type claims 128 bytes instead of 8, and segfaults in `H5A__close` when it evicts the
+/// object header at file close; `h5dump` crashes on the same files. Found by
+/// CheckpointFuzzTests (seed 1, input 5710 of the long run; inputs 1147 and 1899 once inputs
+/// were sealed again after mutation). Real damage to these bytes is refused by the seal before
+/// libhdf5 reads the file.
+enum AttributeDescriptions {
+    /// The description bytes of every attribute message in `file`: message type 0x000C, its
+    /// size, flags, 3 reserved bytes, then version 1, a reserved 0, the three sizes, and the
+    /// name, datatype and dataspace, each padded to 8 bytes. A false match only spares a few
+    /// more bytes.
+    static func ranges(in file: [UInt8]) -> [Range<Int>] {
+        func short(_ i: Int) -> Int { Int(file[i]) | Int(file[i + 1]) << 8 }
+        func padded(_ n: Int) -> Int { (n + 7) / 8 * 8 }
+        var out: [Range<Int>] = []
+        for at in 0..<max(file.count - 16 + 1, 0)
+        where file[at] == 0x0C && file[at + 1] == 0 && file[at + 5] == 0 && file[at + 6] == 0 && file[at + 7] == 0
+            && file[at + 8] == 1 && file[at + 9] == 0 {
+            let end = at + 16 + padded(short(at + 10)) + padded(short(at + 12)) + padded(short(at + 14))
+            out.append((at + 8)..<min(end, at + 8 + short(at + 2), file.count))
+        }
+        return out
+    }
+}
+
+/// Files codistill writes are sealed (HDF5Seal): a mutated copy fails its seal and never reaches
+/// libhdf5. Three inputs in four are sealed again after the mutation, so they get past the seal
+/// to libhdf5 and to our checks behind it, as a file damaged before it was sealed would be (a
+/// bug, or someone who reseals on purpose); the fourth checks that the seal refuses it.
+enum Reseal {
+    /// Seals `path` again for three inputs in four; says so for the input's description.
+    static func mostInputs(_ path: String, rng: inout SplitMix64) -> String {
+        guard rng.below(4) != 0 else { return ", seal left stale" }
+        return (try? HDF5Seal.seal(path)) != nil ? ", sealed again" : ", cannot be sealed"
     }
 }

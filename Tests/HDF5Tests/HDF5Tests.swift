@@ -1,4 +1,5 @@
 import Foundation
+import CHDF5
 import HDF5
 import XCTest
 #if canImport(Glibc)
@@ -130,12 +131,69 @@ final class HDF5Tests: XCTestCase {
         let good = try writeSample()
         XCTAssert(HDF5File.hasSignature(good))
         let bytes = try Data(contentsOf: URL(fileURLWithPath: good))
+        // Files this layer writes are sealed, so a cut one is refused before libhdf5 parses it;
+        // with the seal blanked out (a user block of another tool), libhdf5 itself refuses it.
+        var unsealed = bytes
+        unsealed.replaceSubrange(0..<HDF5Seal.userBlockBytes, with: Data(count: HDF5Seal.userBlockBytes))
         for fraction in [0.5, 0.05] {
             let cut = path("cut-\(fraction).h5")
             try bytes.prefix(Int(Double(bytes.count) * fraction)).write(to: URL(fileURLWithPath: cut))
             XCTAssert(HDF5File.hasSignature(cut))
-            assertHDF5Error(.damaged, cut, "truncated or damaged", "h5dump") { _ = try HDF5File.open(cut) }
+            assertHDF5Error(.failsSeal, cut, "truncated or damaged", "cut short", "h5dump") { _ = try HDF5File.open(cut) }
+            let cutUnsealed = path("cut-unsealed-\(fraction).h5")
+            try unsealed.prefix(Int(Double(unsealed.count) * fraction)).write(to: URL(fileURLWithPath: cutUnsealed))
+            assertHDF5Error(.damaged, cutUnsealed, "truncated or damaged", "h5dump") { _ = try HDF5File.open(cutUnsealed) }
         }
+    }
+
+    /// The seal: intact files open, changed or cut ones are refused by name before libhdf5 reads
+    /// them, files of other tools open unsealed, and `seal` never writes over a superblock.
+    func testSealRefusesChangedFilesBeforeHDF5ReadsThem() throws {
+        let good = try writeSample()
+        XCTAssertEqual(HDF5Seal.check(good), .intact)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: good))
+        XCTAssert(bytes.prefix(17) == Data("codistill-seal 1\n".utf8))
+        XCTAssert(bytes.dropFirst(HDF5Seal.userBlockBytes).prefix(8) == Data(HDF5File.signature))
+
+        var flipped = bytes
+        flipped[bytes.count / 2] ^= 0x10
+        let changed = path("flipped.h5")
+        try flipped.write(to: URL(fileURLWithPath: changed))
+        assertHDF5Error(.failsSeal, changed, "fail their checksum", "changed after it was written") { _ = try HDF5File.open(changed) }
+
+        var badMagic = bytes
+        badMagic[3] ^= 0x01
+        let magic = path("bad-magic.h5")
+        try badMagic.write(to: URL(fileURLWithPath: magic))
+        assertHDF5Error(.failsSeal, magic, "its seal", "damaged") { _ = try HDF5File.open(magic) }
+
+        var added = bytes
+        added.append(contentsOf: [1, 2, 3])
+        let longer = path("longer.h5")
+        try added.write(to: URL(fileURLWithPath: longer))
+        assertHDF5Error(.failsSeal, longer, "bytes were added") { _ = try HDF5File.open(longer) }
+
+        // Another tool's user block: read as it is.
+        var foreign = bytes
+        foreign.replaceSubrange(0..<64, with: Data(repeating: 0x41, count: 64))
+        let other = path("foreign-user-block.h5")
+        try foreign.write(to: URL(fileURLWithPath: other))
+        XCTAssertEqual(HDF5Seal.check(other), .unsealed)
+        XCTAssertNoThrow(try HDF5File.open(other))
+
+        // A deliberate edit, sealed again, opens.
+        try flipped.write(to: URL(fileURLWithPath: changed))
+        try HDF5Seal.seal(changed)
+        XCTAssertEqual(HDF5Seal.check(changed), .intact)
+
+        // No user block: sealing would overwrite the superblock, so it refuses.
+        let plain = path("plain.h5")
+        let f = H5Fcreate(plain, cd_h5f_acc_trunc(), cd_h5p_default(), cd_h5p_default())
+        XCTAssertGreaterThanOrEqual(f, 0)
+        H5Fclose(f)
+        XCTAssertEqual(HDF5Seal.check(plain), .unsealed)
+        XCTAssertThrowsError(try HDF5Seal.seal(plain)) { XCTAssert("\($0)".contains("no 512-byte user block"), "\($0)") }
+        XCTAssertNoThrow(try HDF5File.open(plain))
     }
 
     // MARK: Objects that are missing or do not fit
