@@ -64,9 +64,7 @@ struct BenchWindow: ParsableCommand {
                 }
             }
         }
-        let elapsed = monotonicSeconds() - start
         world.barrier()
-        _ = elapsed
         // The window is idle now (rank 0 waits in the barrier below): time one snapshot read
         // both ways on rank 1.
         let checkedMBps = world.rank == 1 ? readMBps { window.readChecked(from: 0, into: buffer) } : 0

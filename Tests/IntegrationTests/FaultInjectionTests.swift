@@ -49,23 +49,18 @@ final class FaultInjectionTests: XCTestCase {
         XCTAssertFalse(inspected.joined().lowercased().contains("nan"), "a checkpoint holds NaN: \(inspected)")
     }
 
-    func testKillNineOfOneRankMidCheckpointEndsTheJobAndLosesNothing() throws {
-        let dir = Harness.temporaryDirectory("fault-kill9")
+    /// A 2-rank job whose checkpoint writes pause 3 s halfway: once the first checkpoint (step 20)
+    /// is complete and the second (step 40) half written, `kill` ends the job its way; then only
+    /// step 20 is left, readable, and a resume continues from it and removes the `.tmp`.
+    func killMidCheckpoint(_ name: String, kill: (Process) throws -> Void) throws {
+        let dir = Harness.temporaryDirectory(name)
         try Harness.writeTinyIDX(in: dir)
-        let log = dir + "/log"
-        // Every checkpoint write pauses 3 s halfway, so the kill lands inside one.
-        let job = try Harness.start(ranks: 2, trainArgs(dir, groups: 1, steps: 2_000_000) + ["--resume", "auto"], log: log,
+        let job = try Harness.start(ranks: 2, trainArgs(dir, groups: 1, steps: 2_000_000) + ["--resume", "auto"], log: dir + "/log",
                                     timeout: 120, environment: ["CODISTILL_FAULT_SLOW_CHECKPOINT_SECONDS": "3"])
         defer { if job.isRunning { job.terminate() } }
-        // The first checkpoint (step 20) completes; the kill lands in the second (step 40).
         XCTAssert(Harness.waitFor(dir + "/ck/group-0/step-00000020.h5", seconds: 60), "no first checkpoint")
         XCTAssert(Harness.waitFor(dir + "/ck/group-0/step-00000040.h5.tmp", seconds: 60), "the second checkpoint never started")
-        let leader = try XCTUnwrap(Harness.rankProcesses(of: job)[0])
-        let killed = Date()
-        kill(leader, SIGKILL)
-        job.waitUntilExit()
-        XCTAssertLessThan(Date().timeIntervalSince(killed), 15, "the other rank outlived the killed one by more than seconds")
-        XCTAssertNotEqual(job.terminationStatus, 0)
+        try kill(job)
         XCTAssertEqual(stepFiles(dir + "/ck/group-0").filter { $0.hasSuffix(".h5") }, ["step-00000020.h5"])
         try assertReadable(dir + "/ck/group-0/step-00000020.h5")
 
@@ -75,33 +70,32 @@ final class FaultInjectionTests: XCTestCase {
         XCTAssertFalse(stepFiles(dir + "/ck/group-0").contains { $0.hasSuffix(".tmp") }, "the killed write's .tmp stays")
     }
 
+    func testKillNineOfOneRankMidCheckpointEndsTheJobAndLosesNothing() throws {
+        try killMidCheckpoint("fault-kill9") { job in
+            let leader = try XCTUnwrap(Harness.rankProcesses(of: job)[0])
+            let killed = Date()
+            kill(leader, SIGKILL)
+            job.waitUntilExit()
+            XCTAssertLessThan(Date().timeIntervalSince(killed), 15, "the other rank outlived the killed one by more than seconds")
+            XCTAssertNotEqual(job.terminationStatus, 0)
+        }
+    }
+
     /// The whole job killed at once: `kill -9` of mpirun while a checkpoint is half written.
     /// Its ranks lose their launcher and must end within seconds, not train on unsupervised.
     func testKillNineOfMpirunMidCheckpointEndsEveryRankAndLosesNothing() throws {
-        let dir = Harness.temporaryDirectory("fault-kill9-mpirun")
-        try Harness.writeTinyIDX(in: dir)
-        let job = try Harness.start(ranks: 2, trainArgs(dir, groups: 1, steps: 2_000_000) + ["--resume", "auto"], log: dir + "/log",
-                                    timeout: 120, environment: ["CODISTILL_FAULT_SLOW_CHECKPOINT_SECONDS": "3"])
-        defer { if job.isRunning { job.terminate() } }
-        XCTAssert(Harness.waitFor(dir + "/ck/group-0/step-00000020.h5", seconds: 60), "no first checkpoint")
-        XCTAssert(Harness.waitFor(dir + "/ck/group-0/step-00000040.h5.tmp", seconds: 60), "the second checkpoint never started")
-        let ranks = Harness.rankProcesses(of: job)
-        XCTAssertEqual(ranks.count, 2, "both ranks should be running")
-        let mpirun = try XCTUnwrap(Harness.mpirunProcess(of: job))
-        let killed = Date()
-        kill(mpirun, SIGKILL)
-        job.waitUntilExit()
-        while ranks.values.contains(where: { kill($0, 0) == 0 }) && Date().timeIntervalSince(killed) < 30 { usleep(100_000) }
-        let lasted = Date().timeIntervalSince(killed)
-        XCTAssertFalse(ranks.values.contains { kill($0, 0) == 0 }, "ranks outlived the killed mpirun by 30 s")
-        XCTAssertLessThan(lasted, 15, "ranks outlived the killed mpirun by more than seconds")
-        XCTAssertEqual(stepFiles(dir + "/ck/group-0").filter { $0.hasSuffix(".h5") }, ["step-00000020.h5"])
-        try assertReadable(dir + "/ck/group-0/step-00000020.h5")
-
-        let resumed = try Harness.run(ranks: 2, trainArgs(dir, groups: 1, steps: 60) + ["--resume", "auto"], timeout: 60)
-        XCTAssertEqual(resumed.status, 0, resumed.output)
-        XCTAssert(resumed.output.contains("resumed from \(dir)/ck/group-0/step-00000020.h5 at step 20"), resumed.output)
-        XCTAssertFalse(stepFiles(dir + "/ck/group-0").contains { $0.hasSuffix(".tmp") }, "the killed write's .tmp stays")
+        try killMidCheckpoint("fault-kill9-mpirun") { job in
+            let ranks = Harness.rankProcesses(of: job)
+            XCTAssertEqual(ranks.count, 2, "both ranks should be running")
+            let mpirun = try XCTUnwrap(Harness.mpirunProcess(of: job))
+            let killed = Date()
+            kill(mpirun, SIGKILL)
+            job.waitUntilExit()
+            while ranks.values.contains(where: { kill($0, 0) == 0 }) && Date().timeIntervalSince(killed) < 30 { usleep(100_000) }
+            let lasted = Date().timeIntervalSince(killed)
+            XCTAssertFalse(ranks.values.contains { kill($0, 0) == 0 }, "ranks outlived the killed mpirun by 30 s")
+            XCTAssertLessThan(lasted, 15, "ranks outlived the killed mpirun by more than seconds")
+        }
     }
 
     /// Real torn reads of the snapshot window: a publisher rewrites its snapshots back to back
@@ -112,10 +106,8 @@ final class FaultInjectionTests: XCTestCase {
     /// counted), or it proves nothing.
     func testTornWindowReadsAreCaughtAndNoneAccepted() throws {
         for (label, extra, floats) in [("shared memory", [String](), "4096"), ("osc pt2pt", ["--mca", "osc", "pt2pt"], "262144")] {
-            try Harness.requireBinary()
-            let command = ["-k", "5", "60", "mpirun", "-np", "2", "--oversubscribe", "--bind-to", "none"] + extra
-                + [Harness.binary, "bench", "window", "--floats", floats, "--seconds", "2", "--json"]
-            let r = try Harness.capture(command, environment: Harness.mpiEnvironment())
+            let r = try Harness.run(ranks: 2, ["bench", "window", "--floats", floats, "--seconds", "2", "--json"], timeout: 60,
+                                    mpirunOptions: extra)
             XCTAssertEqual(r.status, 0, "\(label): \(r.output)")
             let line = try XCTUnwrap(r.output.split(separator: "\n").last { $0.hasPrefix("{") }, r.output)
             let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])

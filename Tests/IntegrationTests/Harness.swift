@@ -31,17 +31,18 @@ enum Harness {
     /// `mpirun -np ranks codistill args...` (ranks 0: run the binary directly).
     /// `unsetting` names variables removed from the environment the binary runs in.
     /// `perRank`: instead of `args`, one argument list per rank (an MPMD launch, `-np 1 ... : -np 1 ...`),
-    /// e.g. to give two ranks different views of a directory.
+    /// e.g. to give two ranks different views of a directory. `mpirunOptions`: more options for
+    /// mpirun itself (e.g. `--mca osc pt2pt`).
     static func run(ranks: Int, _ args: [String], timeout: Int = 120, cwd: String? = nil,
                     environment extra: [String: String] = [:], unsetting: [String] = [],
-                    perRank: [[String]]? = nil) throws -> Result {
+                    perRank: [[String]]? = nil, mpirunOptions: [String] = []) throws -> Result {
         try requireBinary()
         var command = ["-k", "5", String(timeout)]
         if let perRank {
             command += ["mpirun", "--oversubscribe", "--bind-to", "none"] + extra.keys.sorted().flatMap { ["-x", $0] }
                 + perRank.enumerated().flatMap { i, a in (i > 0 ? [":"] : []) + ["-np", "1", binary] + a }
         } else if ranks > 0 {
-            command += ["mpirun", "-np", String(ranks), "--oversubscribe", "--bind-to", "none"]
+            command += ["mpirun", "-np", String(ranks), "--oversubscribe", "--bind-to", "none"] + mpirunOptions
                 + extra.keys.sorted().flatMap { ["-x", $0] } + [binary]
         } else {
             command += [binary]
